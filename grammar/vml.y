@@ -19,6 +19,8 @@ int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 }
 
 %code {
+#include <string.h>
+
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                   \
   do {                                                                \
     if (N) {                                                          \
@@ -36,6 +38,8 @@ int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, struct Lexer *lx, const char *msg) {
   (void)scanner;
+  if (strcmp(msg, "memory exhausted") == 0)
+    msg = "the input nests too deeply (the parser's limit is 10000 levels)";
   diag_error(lx->diag, *loc, "%s", msg);
 }
 
@@ -327,6 +331,7 @@ args1: arg                    { $$ = ast_add(A, NEW(LIST, @$), $1); }
 
 arg: expr
    | IDENT '=' expr           { $$ = ast_add(A, named(NEW(NAMEDARG, @$), $1), $3); }
+   | TRAIN '=' expr           { $$ = ast_add(A, named(NEW(NAMEDARG, @$), "train"), $3); }
    | IDENT '~' primary        { $$ = ast_add(A, named(NEW(SAMPLEARG, @$), $1), $3); }
    ;
 
@@ -352,7 +357,7 @@ Node *parse_file(Diag *d, Arena *a, int file) {
   int rc = yyparse(scanner, &lx);
   yy_delete_buffer(buf, scanner);
   yylex_destroy(scanner);
-  if (rc == 2) diag_error(d, span_make(file, f->len, f->len), "input nests too deeply");
+  (void)rc; /* every failure was reported through yyerror */
   if (!lx.result) lx.result = ast_new(a, N_FILE, span_make(file, 0, 0));
   return lx.result;
 }

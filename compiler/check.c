@@ -1,0 +1,460 @@
+/* check.c - wiring, losses, the training schedule and unused definitions. */
+#include "check.h"
+
+#include <string.h>
+
+typedef struct {
+  Diag *d;
+  Arena *a;
+  Model *m;
+  int clean; /* elaboration had no errors: an empty group is not a cascade */
+} Checker;
+
+static const char *sig(Checker *C, Role *r) { return role_signature(C->a, r); }
+
+/* ---- roles ------------------------------------------------------------ */
+
+static Span target_span(Role *r, int i) {
+  Span *s = r->draw_spans.items[i];
+  return s ? *s : r->node->span;
+}
+
+static void check_domain(Checker *C, Role *r, int i, Var *v, Value *p) {
+  if (p->kind != V_DIST || !v->is_data) return;
+  Span at = target_span(r, i);
+  DistFamily f = p->dist->fam;
+  const char *dom = v->domain;
+  if (f == D_BERNOULLI && !(strcmp(dom, "bit") == 0 || (v->has_range && v->lo >= 0 && v->hi <= 1)))
+    diag_error(C->d, at, "a Bernoulli %s for %s, but %s is %s data%s; Bernoulli needs binary data or real data in [0, 1]",
+               r->kind, v->name, v->name, dom,
+               v->has_range ? arena_printf(C->a, " in [%g, %g]", v->lo, v->hi) : "");
+  if (f == D_CATEGORICAL && strcmp(dom, "cat") != 0)
+    diag_error(C->d, at, "a Categorical %s for %s, but %s is %s data; Categorical needs cat(K) data", r->kind,
+               v->name, v->name, dom);
+  if (f == D_CATEGORICAL && strcmp(dom, "cat") == 0 && p->dist->classes != v->classes)
+    diag_error(C->d, at, "%s %s has %d classes, but data %s has %d", r->kind, sig(C, r), p->dist->classes,
+               v->name, v->classes);
+  if ((f == D_NORMAL || f == D_LAPLACE) && strcmp(dom, "cat") == 0)
+    diag_error(C->d, at, "a continuous %s for categorical data %s; use Categorical", r->kind, v->name);
+  if ((f == D_NORMAL || f == D_LAPLACE) && strcmp(dom, "bit") == 0)
+    diag_warning(C->d, at, "a %s density for binary data %s; Bernoulli fits binary data",
+                 f == D_NORMAL ? "Normal" : "Laplace", v->name);
+}
+
+static void check_produced(Checker *C, Role *r) {
+  for (int i = 0; i < r->targets.len; i++) {
+    Var *v = r->targets.items[i];
+    Value *p = r->produced.items[i];
+    if (!p || !v->shape_known) continue;
+    Shape got = p->kind == V_DIST ? p->dist->shape : p->shape, joint;
+    int fits = shape_eq(got, v->shape) ||
+               (p->kind == V_DIST && shape_broadcast(got, v->shape, &joint) && shape_eq(joint, v->shape));
+    const char *whose = v->is_data ? arena_printf(C->a, "data %s", v->name)
+                        : v->encoder && v->encoder != r ? arena_printf(C->a, "%s from encoder %s", v->name, sig(C, v->encoder))
+                                                        : v->name;
+    if (!fits) {
+      diag_error(C->d, target_span(r, i), "%s %s gives %s %s, but %s is %s: expected %s, found %s", r->kind,
+                 sig(C, r), v->name, shape_str(C->a, got), whose, shape_str(C->a, v->shape),
+                 shape_str(C->a, v->shape), shape_str(C->a, got));
+      continue;
+    }
+    int classes = p->kind == V_DIST ? p->dist->classes : p->classes;
+    if (!v->is_data && classes != v->classes)
+      diag_error(C->d, target_span(r, i), "%s %s gives %s as %s, but %s is %s", r->kind, sig(C, r), v->name,
+                 classes ? arena_printf(C->a, "codes of %d classes", classes) : "real values", whose,
+                 v->classes ? arena_printf(C->a, "codes of %d classes", v->classes) : "real");
+    check_domain(C, r, i, v, p);
+  }
+}
+
+static void check_role(Checker *C, Role *r) {
+  Span at = r->node->span;
+  if (r->implicit && strcmp(r->kind, "encoder") != 0)
+    diag_error(C->d, at, "only an encoder can be implicit");
+  if (r->autoregressive && strcmp(r->kind, "encoder") == 0)
+    diag_error(C->d, at, "an encoder cannot be autoregressive; a prior or a decoder can");
+  if (!strcmp(r->kind, "critic") || !r->elaborated) return;
+  for (int i = 0; i < r->targets.len; i++) {
+    Var *v = r->targets.items[i];
+    if (!strcmp(r->kind, "encoder") && v->is_data)
+      diag_error(C->d, at, "encoder %s infers %s, which is data; an encoder infers latents", sig(C, r), v->name);
+    if (!strcmp(r->kind, "prior") && v->is_data)
+      diag_error(C->d, at, "prior %s is over data %s; a prior is over latents, data comes from a decoder", sig(C, r),
+                 v->name);
+    Value *p = r->produced.items[i];
+    if (r->implicit && p && p->kind == V_DIST)
+      diag_error(C->d, target_span(r, i), "encoder %s is implicit, but draws %s from a distribution; define it with '=' or drop 'implicit'",
+                 sig(C, r), v->name);
+  }
+  for (int i = 0; i < r->conds.len; i++) {
+    Var *v = r->conds.items[i];
+    if (!strcmp(r->kind, "prior") && v->is_data)
+      diag_error(C->d, at, "prior %s depends on data %s; a prior only depends on latents", sig(C, r), v->name);
+  }
+  int is_flow = 0;
+  for (int i = 0; i < r->produced.len; i++) {
+    Value *p = r->produced.items[i];
+    is_flow |= p && p->kind == V_DIST && p->dist->fam == D_FLOW;
+  }
+  if (r->self_reference && !r->autoregressive && !is_flow)
+    diag_error(C->d, at, "%s %s depends on its own variable; mark it autoregressive or make it a flow", r->kind,
+               sig(C, r));
+  if (r->autoregressive && !r->self_reference)
+    diag_warning(C->d, at, "%s %s is marked autoregressive but does not depend on its own variable", r->kind, sig(C, r));
+  check_produced(C, r);
+}
+
+/* ---- losses ------------------------------------------------------------ */
+
+static void check_loss(Checker *C, Loss *l) {
+  Value *v = l->value;
+  if (!v) return;
+  Node *at = ast_kid(l->node, 0);
+  if (val_is_number(v)) {
+    diag_error(C->d, at->span, "loss %s is a constant; it must depend on the model", l->name);
+    return;
+  }
+  if (v->kind != V_TENSOR) {
+    diag_error(C->d, at->span, "loss %s must be a number per example, found %s", l->name, val_kind_name(v));
+    return;
+  }
+  if (v->shape.rank > 1 || shape_size(v->shape) != 1)
+    diag_error(C->d, at->span, "loss %s must be a scalar per example: expected [], found %s (sum(...) or mean(...) reduces it)",
+               l->name, shape_str(C->a, v->shape));
+}
+
+/* ---- train ------------------------------------------------------------- */
+
+/* Optimizer and schedule arguments are compile-time numbers: literals,
+ * hypers and arithmetic on them. */
+static Value *const_eval(Checker *C, Node *n) {
+  switch (n->kind) {
+  case N_INT: return val_int(C->a, n->ival, n->span);
+  case N_FLOAT: return val_float(C->a, n->num, n->span);
+  case N_BOOL: {
+    Value *v = val_new(C->a, V_BOOL, n->span);
+    v->i = n->ival;
+    return v;
+  }
+  case N_NAME:
+    for (int i = 0; i < C->m->hypers.len; i++) {
+      Hyper *h = C->m->hypers.items[i];
+      if (strcmp(h->name, n->str) == 0) {
+        h->used = 1;
+        return h->value;
+      }
+    }
+    diag_error(C->d, n->span, "unknown name '%s' (only hypers can be used here)", n->str);
+    return NULL;
+  case N_UNOP:
+    if (n->str[0] == '-') {
+      Value *x = const_eval(C, ast_kid(n, 0));
+      if (!x) return NULL;
+      if (x->kind == V_INT) return val_int(C->a, -x->i, n->span);
+      if (x->kind == V_FLOAT) return val_float(C->a, -x->f, n->span);
+    }
+    break;
+  case N_BINOP: {
+    Value *x = const_eval(C, ast_kid(n, 0)), *y = x ? const_eval(C, ast_kid(n, 1)) : NULL;
+    if (!y) return NULL;
+    if (val_is_number(x) && val_is_number(y) && strchr("+-*/", n->str[0]) && !n->str[1]) {
+      double p = val_number(x), q = val_number(y), r = 0;
+      switch (n->str[0]) {
+      case '+': r = p + q; break;
+      case '-': r = p - q; break;
+      case '*': r = p * q; break;
+      case '/':
+        if (q == 0) {
+          diag_error(C->d, n->span, "division by zero");
+          return NULL;
+        }
+        r = p / q;
+        break;
+      }
+      if (x->kind == V_INT && y->kind == V_INT && n->str[0] != '/') return val_int(C->a, (long long)r, n->span);
+      return val_float(C->a, r, n->span);
+    }
+    break;
+  }
+  default:
+    break;
+  }
+  diag_error(C->d, n->span, "expected a number known at compile time");
+  return NULL;
+}
+
+typedef struct {
+  const char *name;
+  double lo, hi; /* allowed range, inclusive lo */
+  int open_hi, is_bool, is_int;
+} ArgRule;
+
+static const ArgRule sgd_args[] = {{"lr", 0, 1e9, 0, 0, 0}, {"momentum", 0, 1, 1, 0, 0}, {"nesterov", 0, 0, 0, 1, 0},
+                                   {"weight_decay", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule adam_args[] = {{"lr", 0, 1e9, 0, 0, 0}, {"beta1", 0, 1, 1, 0, 0}, {"beta2", 0, 1, 1, 0, 0},
+                                    {"eps", 0, 1, 0, 0, 0}, {"weight_decay", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule cosine_args[] = {{"min", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule step_args[] = {{"every", 1, 1e12, 0, 0, 1}, {"gamma", 0, 1, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule exp_args[] = {{"gamma", 0, 1, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule warmup_args[] = {{"steps", 1, 1e12, 0, 0, 1}, {NULL, 0, 0, 0, 0, 0}};
+static const ArgRule no_args[] = {{NULL, 0, 0, 0, 0, 0}};
+
+static const char *rule_names(Checker *C, const ArgRule *rules) {
+  const char *s = "";
+  for (const ArgRule *r = rules; r->name; r++) s = arena_printf(C->a, "%s%s%s", s, *s ? ", " : "", r->name);
+  return *s ? s : "no arguments";
+}
+
+static void check_schedule(Checker *C, Node *n);
+
+/* Checks named arguments of an optimizer or schedule call against rules. */
+static void check_args(Checker *C, Node *call, const char *what, const ArgRule *rules, int allow_schedule) {
+  for (int i = 1; i < ast_nkids(call); i++) {
+    Node *a = ast_kid(call, i);
+    if (a->kind != N_NAMEDARG) {
+      diag_error(C->d, a->span, "%s takes named arguments (%s)", what, rule_names(C, rules));
+      continue;
+    }
+    for (int k = 1; k < i; k++)
+      if (ast_kid(call, k)->kind == N_NAMEDARG && !strcmp(ast_kid(call, k)->str, a->str))
+        diag_error(C->d, a->span, "%s: '%s' is given twice", what, a->str);
+    if (allow_schedule && !strcmp(a->str, "schedule")) {
+      check_schedule(C, ast_kid(a, 0));
+      continue;
+    }
+    const ArgRule *r = rules;
+    while (r->name && strcmp(r->name, a->str)) r++;
+    if (!r->name) {
+      diag_error(C->d, a->span, "%s has no argument '%s' (it takes %s%s)", what, a->str, rule_names(C, rules),
+                 allow_schedule ? ", schedule" : "");
+      continue;
+    }
+    Value *v = const_eval(C, ast_kid(a, 0));
+    if (!v) continue;
+    if (r->is_bool) {
+      if (v->kind != V_BOOL) diag_error(C->d, a->span, "%s: '%s' must be true or false", what, a->str);
+      continue;
+    }
+    if (!val_is_number(v) || (r->is_int && v->kind != V_INT)) {
+      diag_error(C->d, a->span, "%s: '%s' must be %s, found %s", what, a->str, r->is_int ? "an int" : "a number",
+                 val_kind_name(v));
+      continue;
+    }
+    double x = val_number(v);
+    int low_ok = !strcmp(r->name, "lr") || !strcmp(r->name, "eps") || !strcmp(r->name, "gamma") ? x > r->lo : x >= r->lo;
+    if (!low_ok || (r->open_hi ? x >= r->hi : x > r->hi))
+      diag_error(C->d, a->span, "%s: '%s' must be in %s%g, %g%s, found %g", what, a->str,
+                 low_ok && x >= r->lo ? "[" : "(", r->lo, r->hi, r->open_hi ? ")" : "]", x);
+  }
+}
+
+static void check_schedule(Checker *C, Node *n) {
+  static const struct { const char *name; const ArgRule *rules; } scheds[] = {
+      {"constant", no_args}, {"cosine", cosine_args}, {"step", step_args}, {"exponential", exp_args},
+      {"warmup", warmup_args}};
+  if (n->kind == N_CALL && ast_kid(n, 0)->kind == N_NAME && !n->ival)
+    for (size_t i = 0; i < sizeof scheds / sizeof *scheds; i++)
+      if (!strcmp(ast_kid(n, 0)->str, scheds[i].name)) {
+        check_args(C, n, scheds[i].name, scheds[i].rules, 0);
+        if (!strcmp(scheds[i].name, "step") && ast_nkids(n) < 2)
+          diag_error(C->d, n->span, "step needs every = N");
+        return;
+      }
+  diag_error(C->d, n->span, "expected a schedule: constant(), cosine(min), step(every, gamma), exponential(gamma) or warmup(steps)");
+}
+
+static void check_optimizer(Checker *C, Node *n) {
+  static const struct { const char *name; const ArgRule *rules; } opts[] = {
+      {"sgd", sgd_args}, {"adam", adam_args}, {"adamw", adam_args}};
+  if (n->kind == N_CALL && ast_kid(n, 0)->kind == N_NAME && !n->ival)
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+      if (!strcmp(ast_kid(n, 0)->str, opts[i].name)) {
+        check_args(C, n, opts[i].name, opts[i].rules, 1);
+        return;
+      }
+  diag_error(C->d, n->span, "expected an optimizer: sgd(...), adam(...) or adamw(...)");
+}
+
+/* A group selects the parameters named g or g.<anything>. */
+static int in_group(const char *param, const char *g) {
+  size_t n = strlen(g);
+  return strncmp(param, g, n) == 0 && (param[n] == '\0' || param[n] == '.');
+}
+
+/* Marks the parameters of a group list in `mark` (one byte per param). */
+static int select_groups(Checker *C, Node *groups, char *mark) {
+  int ok = 1;
+  for (int i = 0; i < ast_nkids(groups); i++) {
+    Node *g = ast_kid(groups, i);
+    int n = 0;
+    for (int k = 0; k < C->m->params.len; k++)
+      if (in_group(((Param *)C->m->params.items[k])->name, g->str)) {
+        mark[k] = 1;
+        n++;
+      }
+    if (n) continue;
+    ok = 0;
+    int exists = 0;
+    for (int k = 0; k < C->m->roles.len && !exists; k++) exists = !strcmp(((Role *)C->m->roles.items[k])->name, g->str);
+    for (int k = 0; k < C->m->nets.len && !exists; k++) exists = !strcmp(((Net *)C->m->nets.items[k])->name, g->str);
+    if (exists && C->clean)
+      diag_error(C->d, g->span, "group '%s' has no parameters to train", g->str);
+    else if (!exists)
+      diag_error(C->d, g->span, "no role, network or parameter is named '%s'", g->str);
+  }
+  return ok;
+}
+
+typedef struct {
+  Node *step;
+  char *mark;
+} StepSel;
+
+static const char *step_text(Checker *C, Node *step) {
+  return arena_printf(C->a, "%s %s", step->num != 0 ? "maximize" : "minimize", step->str);
+}
+
+/* One stage (or a train block without stages): its steps, settings and freezes. */
+static void check_stage(Checker *C, Node *stage, Node *outer_settings) {
+  int np = C->m->params.len;
+  char *frozen = arena_alloc(C->a, (size_t)np + 1);
+  Vec steps = {0};
+  const char *keys[] = {"batch", "epochs", "steps", "clip"};
+  Node *seen[4] = {0};
+  (void)outer_settings;
+  for (int i = 0; i < ast_nkids(stage); i++) {
+    Node *it = ast_kid(stage, i);
+    if (!it) continue;
+    if (it->kind == N_FREEZE) {
+      if (stage->kind != N_STAGE)
+        diag_error(C->d, it->span, "freeze belongs in a stage: stage NAME { freeze ...; minimize ... }");
+      select_groups(C, ast_kid(it, 0), frozen);
+    } else if (it->kind == N_SETTING) {
+      int k = 0;
+      while (k < 4 && strcmp(keys[k], it->str)) k++;
+      if (k == 4) {
+        diag_error(C->d, it->span, "unknown setting '%s'; expected batch, epochs, steps or clip", it->str);
+        continue;
+      }
+      if (seen[k]) {
+        diag_error(C->d, it->span, "%s is set twice", it->str);
+        continue;
+      }
+      seen[k] = it;
+      Value *v = const_eval(C, ast_kid(it, 0));
+      if (!v) continue;
+      if (k < 3 && (v->kind != V_INT || v->i < 1))
+        diag_error(C->d, ast_kid(it, 0)->span, "%s must be a positive int, found %s", it->str,
+                   v->kind == V_INT ? arena_printf(C->a, "%lld", v->i) : val_kind_name(v));
+      if (k == 3 && (!val_is_number(v) || val_number(v) <= 0))
+        diag_error(C->d, ast_kid(it, 0)->span, "clip must be a positive number");
+    } else if (it->kind == N_STEP) {
+      Loss *l = model_loss(C->m, it->str);
+      if (!l) {
+        const char *names = "";
+        for (int k = 0; k < C->m->losses.len; k++)
+          names = arena_printf(C->a, "%s%s%s", names, k ? ", " : "", ((Loss *)C->m->losses.items[k])->name);
+        diag_error(C->d, it->span, "unknown loss '%s' (the model's losses: %s)", it->str, *names ? names : "none");
+      } else {
+        l->used = 1;
+      }
+      if (it->ival < 1) diag_error(C->d, it->span, "a step ratio must be at least 1");
+      check_optimizer(C, ast_kid(it, 0));
+      StepSel *s = arena_alloc(C->a, sizeof *s);
+      s->step = it;
+      s->mark = arena_alloc(C->a, (size_t)np + 1);
+      if (select_groups(C, ast_kid(it, 1), s->mark)) vec_push(C->a, &steps, s);
+    }
+  }
+  if (seen[1] && seen[2]) diag_error(C->d, seen[2]->span, "give epochs or steps, not both");
+  int nsteps = 0;
+  for (int i = 0; i < ast_nkids(stage); i++) nsteps += ast_kid(stage, i) && ast_kid(stage, i)->kind == N_STEP;
+  if (!nsteps)
+    diag_error(C->d, stage->span, "%s has no minimize or maximize step",
+               stage->kind == N_STAGE ? arena_printf(C->a, "stage %s", stage->str) : "the train block");
+  for (int i = 0; i < steps.len; i++) {
+    StepSel *s = steps.items[i];
+    for (int k = 0; k < np; k++)
+      if (s->mark[k] && frozen[k]) {
+        diag_error(C->d, s->step->span, "stage %s freezes %s, which this step trains", stage->str,
+                   ((Param *)C->m->params.items[k])->name);
+        break;
+      }
+    for (int j = 0; j < i; j++) {
+      StepSel *o = steps.items[j];
+      for (int k = 0; k < np; k++)
+        if (s->mark[k] && o->mark[k]) {
+          diag_error(C->d, s->step->span, "parameter %s is trained by two steps: %s and %s",
+                     ((Param *)C->m->params.items[k])->name, step_text(C, o->step), step_text(C, s->step));
+          break;
+        }
+    }
+  }
+}
+
+static void check_train(Checker *C, Node *train) {
+  if (!train) {
+    diag_warning(C->d, C->m->node->span, "model %s has no train block", C->m->name);
+    return;
+  }
+  int stages = 0, steps = 0;
+  for (int i = 0; i < ast_nkids(train); i++) {
+    Node *it = ast_kid(train, i);
+    stages += it && it->kind == N_STAGE;
+    steps += it && (it->kind == N_STEP || it->kind == N_FREEZE);
+  }
+  if (!stages) {
+    check_stage(C, train, NULL);
+    return;
+  }
+  if (steps) diag_error(C->d, train->span, "this train block has stages: put every step and freeze inside a stage");
+  Vec names = {0};
+  for (int i = 0; i < ast_nkids(train); i++) {
+    Node *it = ast_kid(train, i);
+    if (!it) continue;
+    if (it->kind == N_STAGE) {
+      for (int k = 0; k < names.len; k++)
+        if (!strcmp(names.items[k], it->str)) diag_error(C->d, it->span, "stage %s is defined twice", it->str);
+      vec_push(C->a, &names, (void *)it->str);
+      check_stage(C, it, train);
+    } else if (it->kind == N_SETTING) {
+      Node *one = ast_new(C->a, N_TRAIN, it->span);
+      (void)one;
+    }
+  }
+}
+
+/* ---- unused ------------------------------------------------------------ */
+
+static void check_unused(Checker *C) {
+  for (int i = 0; i < C->m->hypers.len; i++) {
+    Hyper *h = C->m->hypers.items[i];
+    if (!h->used) diag_warning(C->d, h->node->span, "hyper %s is never used", h->name);
+  }
+  for (int i = 0; i < C->m->vars.len; i++) {
+    Var *v = C->m->vars.items[i];
+    if (v->is_data && !v->used) diag_warning(C->d, v->decl->span, "data %s is never used", v->name);
+  }
+  for (int i = 0; i < ast_nkids(C->m->node); i++) {
+    Node *it = ast_kid(C->m->node, i);
+    if (!it || !((it->kind == N_FN && it->ival) || (it->kind == N_ROLE && !strcmp(it->str, "critic")))) continue;
+    int called = 0;
+    for (int k = 0; k < C->m->nets.len; k++) called |= ((Net *)C->m->nets.items[k])->fn == it;
+    if (!called)
+      diag_warning(C->d, it->span, "%s %s is never called", it->kind == N_FN ? "network" : "critic",
+                   it->kind == N_FN ? it->str : it->str2);
+  }
+  if (C->m->train)
+    for (int i = 0; i < C->m->losses.len; i++) {
+      Loss *l = C->m->losses.items[i];
+      if (!l->used) diag_warning(C->d, l->node->span, "loss %s is not used by any train step", l->name);
+    }
+}
+
+void check_model(Diag *d, Arena *a, Model *m) {
+  Checker C = {d, a, m, diag_errors(d) == 0};
+  for (int i = 0; i < m->roles.len; i++) check_role(&C, m->roles.items[i]);
+  for (int i = 0; i < m->losses.len; i++) check_loss(&C, m->losses.items[i]);
+  check_train(&C, m->train);
+  check_unused(&C);
+}

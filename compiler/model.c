@@ -1,0 +1,121 @@
+/* model.c - look-ups in a checked model and the --dump-model printer. */
+#include "model.h"
+
+#include <string.h>
+
+Var *model_var(const Model *m, const char *name) {
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (strcmp(v->name, name) == 0) return v;
+  }
+  return NULL;
+}
+
+Loss *model_loss(const Model *m, const char *name) {
+  for (int i = 0; i < m->losses.len; i++) {
+    Loss *l = m->losses.items[i];
+    if (strcmp(l->name, name) == 0) return l;
+  }
+  return NULL;
+}
+
+static const char *var_list(Arena *a, const Vec *vars) {
+  const char *s = "";
+  for (int i = 0; i < vars->len; i++)
+    s = arena_printf(a, "%s%s%s", s, i ? ", " : "", ((Var *)vars->items[i])->name);
+  return s;
+}
+
+const char *role_signature(Arena *a, const Role *r) {
+  if (r->conds.len)
+    return arena_printf(a, "%s(%s | %s)", r->name, var_list(a, &r->targets), var_list(a, &r->conds));
+  return arena_printf(a, "%s(%s)", r->name, var_list(a, &r->targets));
+}
+
+static const char *family_name(DistFamily f) {
+  static const char *names[] = {"Normal", "Laplace", "Bernoulli", "Categorical", "flow"};
+  return names[f];
+}
+
+static void dump_value(FILE *out, Arena *a, const Value *v) {
+  switch (v->kind) {
+  case V_INT: fprintf(out, "%lld", v->i); break;
+  case V_FLOAT: fprintf(out, "%.9g", v->f); break;
+  case V_BOOL: fputs(v->i ? "true" : "false", out); break;
+  case V_STR: fprintf(out, "\"%s\"", v->s); break;
+  case V_LIST:
+    fputc('[', out);
+    for (int i = 0; i < v->items.len; i++) {
+      if (i) fputs(", ", out);
+      dump_value(out, a, v->items.items[i]);
+    }
+    fputc(']', out);
+    break;
+  case V_TENSOR:
+    fputs(shape_str(a, v->shape), out);
+    if (v->classes) fprintf(out, " codes of %d", v->classes);
+    break;
+  case V_DIST:
+    fprintf(out, "%s %s", family_name(v->dist->fam), shape_str(a, v->dist->shape));
+    if (v->dist->fam == D_FLOW) fprintf(out, " of %s", family_name(v->dist->base->dist->fam));
+    if (v->dist->classes) fprintf(out, " of %d classes", v->dist->classes);
+    break;
+  default: fputs(val_kind_name(v), out);
+  }
+}
+
+void model_dump(FILE *out, Arena *a, const Diag *d, const Model *m) {
+  (void)d;
+  fprintf(out, "model %s\n", m->name);
+  for (int i = 0; i < m->hypers.len; i++) {
+    Hyper *h = m->hypers.items[i];
+    fprintf(out, "  hyper %s = ", h->name);
+    dump_value(out, a, h->value);
+    fputs(h->overridden ? "  (-D)\n" : "\n", out);
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    fprintf(out, "  %s %s : ", v->is_data ? "data" : "latent", v->name);
+    if (v->is_data) fputs(v->domain, out);
+    if (v->is_data && v->classes) fprintf(out, "(%d)", v->classes);
+    fputs(v->shape_known ? shape_str(a, v->shape) : "[?]", out);
+    if (!v->is_data && v->classes) fprintf(out, " codes of %d", v->classes);
+    if (v->has_range) fprintf(out, " in [%g, %g]", v->lo, v->hi);
+    fputc('\n', out);
+  }
+  long long total = 0;
+  for (int i = 0; i < m->params.len; i++) {
+    Param *p = m->params.items[i];
+    fprintf(out, "  param %s %s %s\n", p->name, shape_str(a, p->shape), p->init);
+    total += shape_size(p->shape);
+  }
+  fprintf(out, "  parameters: %d tensors, %lld numbers\n", m->params.len, total);
+  for (int i = 0; i < m->roles.len; i++) {
+    Role *r = m->roles.items[i];
+    if (!strcmp(r->kind, "critic")) {
+      fprintf(out, "  critic %s: %d parameters tensors\n", r->name, 0);
+      continue;
+    }
+    fprintf(out, "  %s %s%s%s\n", r->kind, role_signature(a, r), r->implicit ? " implicit" : "",
+            r->autoregressive ? " autoregressive" : "");
+    for (int k = 0; k < r->targets.len; k++) {
+      Var *v = r->targets.items[k];
+      Value *p = r->produced.items[k];
+      fprintf(out, "    %s %s ", v->name, p && p->kind == V_DIST ? "~" : "=");
+      if (p)
+        dump_value(out, a, p);
+      else
+        fputs("?", out);
+      fputc('\n', out);
+    }
+  }
+  for (int i = 0; i < m->losses.len; i++) {
+    Loss *l = m->losses.items[i];
+    fprintf(out, "  loss %s ", l->name);
+    if (l->value)
+      dump_value(out, a, l->value);
+    else
+      fputs("?", out);
+    fputc('\n', out);
+  }
+}
