@@ -53,8 +53,7 @@ static void check_produced(Checker *C, Role *r) {
                         : v->encoder && v->encoder != r ? arena_printf(C->a, "%s from encoder %s", v->name, sig(C, v->encoder))
                                                         : v->name;
     if (!fits) {
-      diag_error(C->d, target_span(r, i), "%s %s gives %s %s, but %s is %s: expected %s, found %s", r->kind,
-                 sig(C, r), v->name, shape_str(C->a, got), whose, shape_str(C->a, v->shape),
+      diag_error(C->d, target_span(r, i), "%s %s does not fit %s: expected %s, found %s", r->kind, sig(C, r), whose,
                  shape_str(C->a, v->shape), shape_str(C->a, got));
       continue;
     }
@@ -136,6 +135,11 @@ static Value *const_eval(Checker *C, Node *n) {
     v->i = n->ival;
     return v;
   }
+  case N_STR: {
+    Value *v = val_new(C->a, V_STR, n->span);
+    v->s = n->str;
+    return v;
+  }
   case N_NAME:
     for (int i = 0; i < C->m->hypers.len; i++) {
       Hyper *h = C->m->hypers.items[i];
@@ -185,19 +189,26 @@ static Value *const_eval(Checker *C, Node *n) {
 
 typedef struct {
   const char *name;
-  double lo, hi; /* allowed range, inclusive lo */
-  int open_hi, is_bool, is_int;
+  double lo, hi;     /* allowed: lo < x (or lo <= x when closed_lo) and x < hi */
+  int closed_lo, is_bool, is_int;
+  const char *expect; /* the rule in words, for the message */
 } ArgRule;
 
-static const ArgRule sgd_args[] = {{"lr", 0, 1e9, 0, 0, 0}, {"momentum", 0, 1, 1, 0, 0}, {"nesterov", 0, 0, 0, 1, 0},
-                                   {"weight_decay", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule adam_args[] = {{"lr", 0, 1e9, 0, 0, 0}, {"beta1", 0, 1, 1, 0, 0}, {"beta2", 0, 1, 1, 0, 0},
-                                    {"eps", 0, 1, 0, 0, 0}, {"weight_decay", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule cosine_args[] = {{"min", 0, 1e9, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule step_args[] = {{"every", 1, 1e12, 0, 0, 1}, {"gamma", 0, 1, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule exp_args[] = {{"gamma", 0, 1, 0, 0, 0}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule warmup_args[] = {{"steps", 1, 1e12, 0, 0, 1}, {NULL, 0, 0, 0, 0, 0}};
-static const ArgRule no_args[] = {{NULL, 0, 0, 0, 0, 0}};
+#define POSITIVE(n) {n, 0, 1e300, 0, 0, 0, "positive"}
+#define NONNEG(n) {n, 0, 1e300, 1, 0, 0, "zero or positive"}
+#define FRACTION(n) {n, 0, 1, 1, 0, 0, "in [0, 1)"}
+#define COUNT(n) {n, 1, 1e15, 1, 0, 1, "a positive int"}
+#define END {NULL, 0, 0, 0, 0, 0, NULL}
+
+static const ArgRule sgd_args[] = {POSITIVE("lr"), FRACTION("momentum"), {"nesterov", 0, 0, 0, 1, 0, "true or false"},
+                                   NONNEG("weight_decay"), END};
+static const ArgRule adam_args[] = {POSITIVE("lr"), FRACTION("beta1"), FRACTION("beta2"), POSITIVE("eps"),
+                                    NONNEG("weight_decay"), END};
+static const ArgRule cosine_args[] = {NONNEG("min"), END};
+static const ArgRule step_args[] = {COUNT("every"), {"gamma", 0, 1.0000001, 0, 0, 0, "in (0, 1]"}, END};
+static const ArgRule exp_args[] = {{"gamma", 0, 1.0000001, 0, 0, 0, "in (0, 1]"}, END};
+static const ArgRule warmup_args[] = {COUNT("steps"), END};
+static const ArgRule no_args[] = {END};
 
 static const char *rule_names(Checker *C, const ArgRule *rules) {
   const char *s = "";
@@ -231,20 +242,12 @@ static void check_args(Checker *C, Node *call, const char *what, const ArgRule *
     }
     Value *v = const_eval(C, ast_kid(a, 0));
     if (!v) continue;
-    if (r->is_bool) {
-      if (v->kind != V_BOOL) diag_error(C->d, a->span, "%s: '%s' must be true or false", what, a->str);
-      continue;
-    }
-    if (!val_is_number(v) || (r->is_int && v->kind != V_INT)) {
-      diag_error(C->d, a->span, "%s: '%s' must be %s, found %s", what, a->str, r->is_int ? "an int" : "a number",
-                 val_kind_name(v));
-      continue;
-    }
-    double x = val_number(v);
-    int low_ok = !strcmp(r->name, "lr") || !strcmp(r->name, "eps") || !strcmp(r->name, "gamma") ? x > r->lo : x >= r->lo;
-    if (!low_ok || (r->open_hi ? x >= r->hi : x > r->hi))
-      diag_error(C->d, a->span, "%s: '%s' must be in %s%g, %g%s, found %g", what, a->str,
-                 low_ok && x >= r->lo ? "[" : "(", r->lo, r->hi, r->open_hi ? ")" : "]", x);
+    int ok = r->is_bool ? v->kind == V_BOOL : val_is_number(v) && (!r->is_int || v->kind == V_INT);
+    double x = ok && !r->is_bool ? val_number(v) : 0;
+    if (ok && !r->is_bool) ok = (r->closed_lo ? x >= r->lo : x > r->lo) && x < r->hi;
+    if (!ok)
+      diag_error(C->d, a->span, "%s: '%s' must be %s, found %s", what, a->str, r->expect,
+                 val_is_number(v) ? arena_printf(C->a, "%g", val_number(v)) : val_kind_name(v));
   }
 }
 
@@ -424,6 +427,90 @@ static void check_train(Checker *C, Node *train) {
   }
 }
 
+/* ---- data sources -------------------------------------------------------- */
+
+typedef struct {
+  const char *name, *domain;
+  int size;          /* elements per example */
+  const char *args;  /* accepted named arguments */
+} Synthetic;
+
+static const Synthetic synthetics[] = {
+    {"four_frames", "bit", 4, "n"},
+    {"nine_pixels", "bit", 9, "n"},
+    {"gaussian", "real", 2, "n cov"},
+    {"mixture", "real", 2, "n k radius std"},
+};
+
+static int word_in(const char *list, const char *w) {
+  size_t n = strlen(w);
+  for (const char *p = list; (p = strstr(p, w)); p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
+  return 0;
+}
+
+/* Named arguments of a source: each known and a compile-time value. */
+static void check_source_args(Checker *C, Node *call, const char *what, const char *known) {
+  for (int i = 1; i < ast_nkids(call); i++) {
+    Node *a = ast_kid(call, i);
+    if (i == 1 && a->kind != N_NAMEDARG && !strcmp(what, "files")) continue;
+    if (a->kind != N_NAMEDARG || !word_in(known, a->str)) {
+      diag_error(C->d, a->span, "%s takes %s", what,
+                 arena_printf(C->a, "%s named arguments: %s", !strcmp(what, "files") ? "a directory, then" : "only", known));
+      continue;
+    }
+    Value *v = const_eval(C, ast_kid(a, 0));
+    if (!v) continue;
+    int file_or_fraction = !strcmp(a->str, "valid") || !strcmp(a->str, "test");
+    int ok = !strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov")
+                 ? v->kind == V_STR
+             : file_or_fraction ? v->kind == V_STR || (val_is_number(v) && val_number(v) > 0 && val_number(v) < 1)
+             : !strcmp(a->str, "binarize") ? val_is_number(v)
+                                            : val_is_number(v) && val_number(v) > 0;
+    if (!ok)
+      diag_error(C->d, a->span, "%s: '%s' must be %s", what, a->str,
+                 file_or_fraction ? "a file name or a fraction in (0, 1) of the training set"
+                 : v->kind != V_STR && (!strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov"))
+                     ? "a string"
+                     : "a positive number");
+  }
+}
+
+static void check_data(Checker *C, Var *v) {
+  Node *src = ast_kid(v->decl, 3);
+  Node *call = src->kind == N_CALL ? src : NULL;
+  Node *head = call ? ast_kid(call, 0) : src;
+  if (call && call->ival) head = NULL;
+  if (head && head->kind == N_NAME && !strcmp(head->str, "files") && call) {
+    Node *dir = ast_kid(call, 1);
+    if (!dir || dir->kind != N_STR) {
+      diag_error(C->d, call->span, "files needs a directory or file name first: files(\"binarized-mnist\", ...)");
+      return;
+    }
+    check_source_args(C, call, "files", "train valid test labels binarize");
+    return;
+  }
+  if (head && head->kind == N_MEMBER && ast_kid(head, 0)->kind == N_NAME &&
+      !strcmp(ast_kid(head, 0)->str, "synthetic")) {
+    const Synthetic *s = NULL;
+    for (size_t i = 0; i < sizeof synthetics / sizeof *synthetics; i++)
+      if (!strcmp(synthetics[i].name, head->str)) s = &synthetics[i];
+    if (!s) {
+      diag_error(C->d, head->span, "unknown synthetic data set '%s'; expected four_frames, nine_pixels, gaussian or mixture",
+                 head->str);
+      return;
+    }
+    if (call) check_source_args(C, call, s->name, s->args);
+    if (strcmp(v->domain, s->domain) != 0 || v->shape.rank != 1 || v->shape.d[0] != s->size) {
+      long long size = s->size;
+      diag_error(C->d, v->decl->span, "synthetic.%s gives %s%s, but data %s is declared %s%s", s->name, s->domain,
+                 shape_str(C->a, shape_of(1, &size)), v->name, v->domain, shape_str(C->a, v->shape));
+    }
+    return;
+  }
+  diag_error(C->d, src->span, "expected a data source: files(\"DIR\", ...) or synthetic.NAME");
+}
+
 /* ---- unused ------------------------------------------------------------ */
 
 static void check_unused(Checker *C) {
@@ -453,6 +540,10 @@ static void check_unused(Checker *C) {
 
 void check_model(Diag *d, Arena *a, Model *m) {
   Checker C = {d, a, m, diag_errors(d) == 0};
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data && v->shape_known) check_data(&C, v);
+  }
   for (int i = 0; i < m->roles.len; i++) check_role(&C, m->roles.items[i]);
   for (int i = 0; i < m->losses.len; i++) check_loss(&C, m->losses.items[i]);
   check_train(&C, m->train);

@@ -89,7 +89,9 @@ static void load_imports(Loader *L, Module *m) {
     stdlib_dirs(L->a, L->sp, &tried);
     const char *found = NULL;
     for (int k = 0; k < tried.len && !found; k++) {
-      const char *p = arena_printf(L->a, "%s/%s.vm", (char *)tried.items[k], item->str);
+      const char *dir = tried.items[k];
+      const char *p = strcmp(dir, ".") == 0 ? arena_printf(L->a, "%s.vm", item->str)
+                                            : arena_printf(L->a, "%s/%s.vm", dir, item->str);
       if (is_file(p)) found = p;
     }
     if (!found) {

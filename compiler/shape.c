@@ -403,7 +403,7 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
       for (int i = 0; i < np && ok; i++)
         if (!same_value_shape(net->arg_shapes.items[i], bound[i])) {
           diag_error(E->d, where[i], "%s shares its weights between calls, so argument %s must keep its shape: first %s, now %s",
-                     fname, ast_kid(params, i)->str, val_kind_name(net->arg_shapes.items[i]),
+                     fname, ast_kid(params, i)->str, arena_strdup(E->a, val_kind_name(net->arg_shapes.items[i])),
                      val_kind_name(bound[i]));
           ok = 0;
         }
@@ -1150,6 +1150,7 @@ static void collect_roles(Elab *E, Node *model) {
           continue;
         }
         vec_push(E->a, side ? &r->conds : &r->targets, v);
+        v->used = 1;
         if (!side) {
           vec_push(E->a, &r->produced, NULL);
           vec_push(E->a, &r->draw_spans, NULL);
