@@ -92,10 +92,7 @@ void model_dump(FILE *out, Arena *a, const Diag *d, const Model *m) {
   fprintf(out, "  parameters: %d tensors, %lld numbers\n", m->params.len, total);
   for (int i = 0; i < m->roles.len; i++) {
     Role *r = m->roles.items[i];
-    if (!strcmp(r->kind, "critic")) {
-      fprintf(out, "  critic %s: %d parameters tensors\n", r->name, 0);
-      continue;
-    }
+    if (!strcmp(r->kind, "critic")) continue;
     fprintf(out, "  %s %s%s%s\n", r->kind, role_signature(a, r), r->implicit ? " implicit" : "",
             r->autoregressive ? " autoregressive" : "");
     for (int k = 0; k < r->targets.len; k++) {
@@ -108,6 +105,11 @@ void model_dump(FILE *out, Arena *a, const Diag *d, const Model *m) {
         fputs("?", out);
       fputc('\n', out);
     }
+  }
+  for (int i = 0; i < m->nets.len; i++) {
+    Net *n = m->nets.items[i];
+    fprintf(out, "  %s %s: %d parameter tensor%s, shared by every call\n",
+            n->fn->kind == N_ROLE ? "critic" : "network", n->name, n->nparams, n->nparams == 1 ? "" : "s");
   }
   for (int i = 0; i < m->losses.len; i++) {
     Loss *l = m->losses.items[i];

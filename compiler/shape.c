@@ -154,6 +154,14 @@ static int next_count(Elab *E, const char *prefix, const char *fname) {
   return 0;
 }
 
+static void reset_counters(Elab *E, const char *prefix) {
+  size_t n = strlen(prefix);
+  for (int i = 0; i < E->counters.len; i++) {
+    Counter *c = E->counters.items[i];
+    if (strncmp(c->key, prefix, n) == 0 && (c->key[n] == '/' || c->key[n] == '.')) c->n = 0;
+  }
+}
+
 static Param *find_param(Model *m, const char *name) {
   for (int i = 0; i < m->params.len; i++) {
     Param *p = m->params.items[i];
@@ -337,11 +345,13 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
   G.in_model = callee->i;
   G.scope = arena_alloc(E->a, sizeof(Scope));
   Net *net = NULL;
+  G.reuse = F->reuse;
   if (shared) {
     net = net_of(E, fn);
     G.prefix = fname;
     G.reuse = net->called;
     if (!net->called) net->first_param = E->m->params.len;
+    reset_counters(E, fname); /* every call names its parameters alike */
   } else {
     G.prefix = hint ? hint : join(E, F->prefix, arena_printf(E->a, "%s%d", fname, next_count(E, F->prefix, fname)));
   }
