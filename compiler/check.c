@@ -317,14 +317,37 @@ static const char *step_text(Checker *C, Node *step) {
   return arena_printf(C->a, "%s %s", step->num != 0 ? "maximize" : "minimize", step->str);
 }
 
+static const char *const setting_keys[] = {"batch", "epochs", "steps", "clip"};
+
+/* batch, epochs, steps: positive ints; clip: a positive number.  `seen`
+ * holds the settings met so far in the same block. */
+static void check_setting(Checker *C, Node *it, Node **seen) {
+  int k = 0;
+  while (k < 4 && strcmp(setting_keys[k], it->str)) k++;
+  if (k == 4) {
+    diag_error(C->d, it->span, "unknown setting '%s'; expected batch, epochs, steps or clip", it->str);
+    return;
+  }
+  if (seen[k]) {
+    diag_error(C->d, it->span, "%s is set twice", it->str);
+    return;
+  }
+  seen[k] = it;
+  Value *v = const_eval(C, ast_kid(it, 0));
+  if (!v) return;
+  if (k < 3 && (v->kind != V_INT || v->i < 1))
+    diag_error(C->d, ast_kid(it, 0)->span, "%s must be a positive int, found %s", it->str,
+               v->kind == V_INT ? arena_printf(C->a, "%lld", v->i) : val_kind_name(v));
+  if (k == 3 && (!val_is_number(v) || val_number(v) <= 0))
+    diag_error(C->d, ast_kid(it, 0)->span, "clip must be a positive number");
+}
+
 /* One stage (or a train block without stages): its steps, settings and freezes. */
-static void check_stage(Checker *C, Node *stage, Node *outer_settings) {
+static void check_stage(Checker *C, Node *stage) {
   int np = C->m->params.len;
   char *frozen = arena_alloc(C->a, (size_t)np + 1);
   Vec steps = {0};
-  const char *keys[] = {"batch", "epochs", "steps", "clip"};
   Node *seen[4] = {0};
-  (void)outer_settings;
   for (int i = 0; i < ast_nkids(stage); i++) {
     Node *it = ast_kid(stage, i);
     if (!it) continue;
@@ -333,24 +356,7 @@ static void check_stage(Checker *C, Node *stage, Node *outer_settings) {
         diag_error(C->d, it->span, "freeze belongs in a stage: stage NAME { freeze ...; minimize ... }");
       select_groups(C, ast_kid(it, 0), frozen);
     } else if (it->kind == N_SETTING) {
-      int k = 0;
-      while (k < 4 && strcmp(keys[k], it->str)) k++;
-      if (k == 4) {
-        diag_error(C->d, it->span, "unknown setting '%s'; expected batch, epochs, steps or clip", it->str);
-        continue;
-      }
-      if (seen[k]) {
-        diag_error(C->d, it->span, "%s is set twice", it->str);
-        continue;
-      }
-      seen[k] = it;
-      Value *v = const_eval(C, ast_kid(it, 0));
-      if (!v) continue;
-      if (k < 3 && (v->kind != V_INT || v->i < 1))
-        diag_error(C->d, ast_kid(it, 0)->span, "%s must be a positive int, found %s", it->str,
-                   v->kind == V_INT ? arena_printf(C->a, "%lld", v->i) : val_kind_name(v));
-      if (k == 3 && (!val_is_number(v) || val_number(v) <= 0))
-        diag_error(C->d, ast_kid(it, 0)->span, "clip must be a positive number");
+      check_setting(C, it, seen);
     } else if (it->kind == N_STEP) {
       Loss *l = model_loss(C->m, it->str);
       if (!l) {
@@ -407,11 +413,12 @@ static void check_train(Checker *C, Node *train) {
     steps += it && (it->kind == N_STEP || it->kind == N_FREEZE);
   }
   if (!stages) {
-    check_stage(C, train, NULL);
+    check_stage(C, train);
     return;
   }
   if (steps) diag_error(C->d, train->span, "this train block has stages: put every step and freeze inside a stage");
   Vec names = {0};
+  Node *seen[4] = {0}; /* settings outside the stages: defaults for each */
   for (int i = 0; i < ast_nkids(train); i++) {
     Node *it = ast_kid(train, i);
     if (!it) continue;
@@ -419,10 +426,9 @@ static void check_train(Checker *C, Node *train) {
       for (int k = 0; k < names.len; k++)
         if (!strcmp(names.items[k], it->str)) diag_error(C->d, it->span, "stage %s is defined twice", it->str);
       vec_push(C->a, &names, (void *)it->str);
-      check_stage(C, it, train);
+      check_stage(C, it);
     } else if (it->kind == N_SETTING) {
-      Node *one = ast_new(C->a, N_TRAIN, it->span);
-      (void)one;
+      check_setting(C, it, seen);
     }
   }
 }
@@ -454,9 +460,12 @@ static void check_source_args(Checker *C, Node *call, const char *what, const ch
   for (int i = 1; i < ast_nkids(call); i++) {
     Node *a = ast_kid(call, i);
     if (i == 1 && a->kind != N_NAMEDARG && !strcmp(what, "files")) continue;
-    if (a->kind != N_NAMEDARG || !word_in(known, a->str)) {
-      diag_error(C->d, a->span, "%s takes %s", what,
-                 arena_printf(C->a, "%s named arguments: %s", !strcmp(what, "files") ? "a directory, then" : "only", known));
+    if (a->kind != N_NAMEDARG) {
+      diag_error(C->d, a->span, "%s takes named arguments (%s)", what, known);
+      continue;
+    }
+    if (!word_in(known, a->str)) {
+      diag_error(C->d, a->span, "%s has no argument '%s' (it takes %s)", what, a->str, known);
       continue;
     }
     Value *v = const_eval(C, ast_kid(a, 0));

@@ -103,6 +103,8 @@ void model_dump(FILE *out, Arena *a, const Diag *d, const Model *m) {
         dump_value(out, a, p);
       else
         fputs("?", out);
+      if (p && p->kind == V_DIST && v->shape_known && !shape_eq(p->dist->shape, v->shape))
+        fprintf(out, " broadcast to %s", shape_str(a, v->shape));
       fputc('\n', out);
     }
   }

@@ -483,7 +483,8 @@ static Value *eval_call(Elab *E, Frame *F, Node *call, const char *hint) {
     Node *inner = ast_kid(call, 1);
     Node *ic = ast_kid(inner, 0);
     int is_ref = inner->ival > 0;
-    if (!is_ref && ic->kind == N_NAME && !find_in(F->scope, ic->str))
+    Binding *b = ic->kind == N_NAME ? find_in(F->scope, ic->str) : NULL;
+    if (!is_ref && ic->kind == N_NAME && (!b || b->v->kind == V_ROLE))
       for (int i = 0; i < E->m->roles.len && !is_ref; i++) {
         Role *r = E->m->roles.items[i];
         is_ref = strcmp(r->kind, "critic") != 0 && strcmp(r->name, ic->str) == 0;
@@ -1244,7 +1245,10 @@ static void elaborate_role(Elab *E, Role *r) {
     }
     if (v->shape_known) continue;
     Shape sh = p->kind == V_DIST ? p->dist->shape : p->shape;
-    if (p->kind == V_DIST && sh.rank == 0) {
+    int numbers_only = p->kind == V_DIST && p->dist->fam != D_FLOW;
+    for (int k = 0; k < 2 && numbers_only; k++)
+      numbers_only = !p->dist->arg[k] || val_is_number(p->dist->arg[k]);
+    if (numbers_only && sh.rank == 0) {
       diag_error(E->d, *(Span *)r->draw_spans.items[i],
                  "cannot tell the shape of %s: give it, as in %s ~ Normal(0, 1) : [d]", v->name, v->name);
       continue;

@@ -79,6 +79,7 @@ static Node *kids2(Arena *a, Node *n, Node *x, Node *y) {
        THROUGH "through" ESTIMATOR "estimator" TRUE "true" FALSE "false"
        AND "and" OR "or" NOT "not" OROR "||" EQ "==" NE "!=" LE "<=" GE ">="
 
+%type <str> keyword word
 %type <node> file items item import fndef params params1 fparam shape dims
              model mitems mitem hyperbinds data role rolehead body block stmts
              stmt targets paramdecl train titems titem groups group
@@ -154,7 +155,7 @@ mitems: %empty                { $$ = NEW(MODEL, @$); }
 
 mitem: HYPER hyperbinds       { $$ = $2; $$->span = @$; }
      | data | role | paramdecl | train | fndef
-     | LOSS IDENT '=' expr    { $$ = ast_add(A, named(NEW(LOSS, @$), $2), $4); }
+     | LOSS word '=' expr     { $$ = ast_add(A, named(NEW(LOSS, @$), $2), $4); }
      | error                  { $$ = NULL; }
      ;
 
@@ -216,17 +217,17 @@ titems: %empty                { $$ = NEW(TRAIN, @$); }
       | titems ';'            { $$ = $1; }
       ;
 
-titem: MINIMIZE IDENT WITH expr OVER groups
+titem: MINIMIZE word WITH expr OVER groups
          { $$ = kids2(A, named(NEW(STEP, @$), $2), $4, $6); $$->ival = 1; }
-     | MAXIMIZE IDENT WITH expr OVER groups
+     | MAXIMIZE word WITH expr OVER groups
          { $$ = kids2(A, named(NEW(STEP, @$), $2), $4, $6); $$->ival = 1; $$->num = 1; }
-     | INTEGER '*' MINIMIZE IDENT WITH expr OVER groups
+     | INTEGER '*' MINIMIZE word WITH expr OVER groups
          { $$ = kids2(A, named(NEW(STEP, @$), $4), $6, $8); $$->ival = $1; }
-     | INTEGER '*' MAXIMIZE IDENT WITH expr OVER groups
+     | INTEGER '*' MAXIMIZE word WITH expr OVER groups
          { $$ = kids2(A, named(NEW(STEP, @$), $4), $6, $8); $$->ival = $1; $$->num = 1; }
      | IDENT expr             { $$ = ast_add(A, named(NEW(SETTING, @$), $1), $2); }
      | FREEZE groups          { $$ = ast_add(A, NEW(FREEZE, @$), $2); }
-     | STAGE IDENT '{' titems '}'
+     | STAGE word '{' titems '}'
          { $$ = $4; $$->kind = N_STAGE; $$->str = $2; $$->span = @$; }
      | error                  { $$ = NULL; }
      ;
@@ -320,6 +321,17 @@ dref: IDENT '(' args ')'
         { $$ = conditional(A, named(NEW(NAME, @1), $1), $3, $5, @$); }
     ;
 
+/* Words reserved at the start of a model item, usable as the name of a
+ * named argument, a loss or a stage (files(train = ...), loss model = ...). */
+word: IDENT | keyword
+    ;
+
+keyword: TRAIN { $$ = "train"; } | MODEL { $$ = "model"; } | PRIOR { $$ = "prior"; }
+       | DATA { $$ = "data"; } | ENCODER { $$ = "encoder"; } | DECODER { $$ = "decoder"; }
+       | CRITIC { $$ = "critic"; } | STAGE { $$ = "stage"; } | LOSS { $$ = "loss"; }
+       | PARAM { $$ = "param"; } | INIT { $$ = "init"; } | HYPER { $$ = "hyper"; }
+       ;
+
 args: %empty                  { $$ = NEW(LIST, @$); }
     | args1
     | args1 ','
@@ -331,7 +343,7 @@ args1: arg                    { $$ = ast_add(A, NEW(LIST, @$), $1); }
 
 arg: expr
    | IDENT '=' expr           { $$ = ast_add(A, named(NEW(NAMEDARG, @$), $1), $3); }
-   | TRAIN '=' expr           { $$ = ast_add(A, named(NEW(NAMEDARG, @$), "train"), $3); }
+   | keyword '=' expr         { $$ = ast_add(A, named(NEW(NAMEDARG, @$), $1), $3); }
    | IDENT '~' primary        { $$ = ast_add(A, named(NEW(SAMPLEARG, @$), $1), $3); }
    ;
 
