@@ -1,6 +1,7 @@
 /* builtin.c - argument binding and the shape rule of every builtin. */
 #include "builtin.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -130,8 +131,11 @@ static int need_int_list(Bound *b, int i, Vec **out) {
   int ok = v && v->kind == V_LIST;
   for (int k = 0; ok && k < v->items.len; k++) ok = ((Value *)v->items.items[k])->kind == V_INT;
   if (!ok) {
-    diag_error(b->d, arg_span(b, i), "%s: '%s' must be a list of ints, found %s", b->fname,
-               b->pname[i], v ? val_kind_name(v) : "nothing");
+    const char *found = !v ? "nothing" : v->kind != V_LIST ? val_kind_name(v) : NULL;
+    for (int k = 0; !found && k < v->items.len; k++)
+      if (((Value *)v->items.items[k])->kind != V_INT)
+        found = arena_printf(b->a, "a list holding %s", val_kind_name(v->items.items[k]));
+    diag_error(b->d, arg_span(b, i), "%s: '%s' must be a list of ints, found %s", b->fname, b->pname[i], found);
     return 0;
   }
   *out = &v->items;
@@ -193,11 +197,22 @@ Value *builtin_binary(Diag *d, Arena *a, const char *op, Value *x, Value *y, Nod
   int numx = val_is_number(x), numy = val_is_number(y);
   if (strcmp(op, "@") != 0 && numx && numy) {
     if (x->kind == V_INT && y->kind == V_INT) {
-      long long p = x->i, q = y->i;
+      long long p = x->i, q = y->i, r = 0;
+      int over = 0;
       switch (op[0]) {
-      case '+': return val_int(a, p + q, at->span);
-      case '-': return val_int(a, p - q, at->span);
-      case '*': return val_int(a, p * q, at->span);
+      case '+': over = __builtin_add_overflow(p, q, &r); break;
+      case '-': over = __builtin_sub_overflow(p, q, &r); break;
+      case '*': over = __builtin_mul_overflow(p, q, &r); break;
+      default: over = q == -1 && p == LLONG_MIN; break;
+      }
+      if (over) {
+        diag_error(d, at->span, "integer overflow: %lld %s %lld does not fit in 64 bits", p, op, q);
+        return NULL;
+      }
+      switch (op[0]) {
+      case '+':
+      case '-':
+      case '*': return val_int(a, r, at->span);
       case '%':
       case '/':
         if (q == 0) {
@@ -274,9 +289,9 @@ Value *builtin_binary(Diag *d, Arena *a, const char *op, Value *x, Value *y, Nod
 }
 
 static int normalize_axis(Bound *b, int slot, int rank, long long *axis) {
-  if (!need_int(b, slot, 0, -rank, axis)) return 0;
-  if (*axis < 0) *axis += rank;
-  if (*axis >= rank) {
+  if (!need_int(b, slot, 0, LLONG_MIN, axis)) return 0;
+  if (*axis < 0 && *axis >= -rank) *axis += rank;
+  if (*axis < 0 || *axis >= rank) {
     diag_error(b->d, arg_span(b, slot), "%s: axis %lld is out of range for rank %d", b->fname,
                *axis, rank);
     return 0;
@@ -436,7 +451,10 @@ static Value *embed(Bound *b) {
                c->classes, t->shape.d[0]);
     return NULL;
   }
-  if (c->shape.rank + 1 > MAX_RANK) return NULL;
+  if (c->shape.rank + 1 > MAX_RANK) {
+    diag_error(b->d, b->call->span, "embed: the result would have more than %d dimensions", MAX_RANK);
+    return NULL;
+  }
   Shape r = {c->shape.rank + 1, {t->shape.d[1]}};
   for (int i = 0; i < c->shape.rank; i++) r.d[i + 1] = c->shape.d[i];
   return val_tensor(b->a, r, b->call->span);
@@ -450,6 +468,10 @@ static Value *onehot(Bound *b) {
     diag_error(b->d, arg_span(b, 1), "onehot: the codes take %d values, not %lld", c->classes, k);
     return NULL;
   }
+  if (c->shape.rank + 1 > MAX_RANK) {
+    diag_error(b->d, b->call->span, "onehot: the result would have more than %d dimensions", MAX_RANK);
+    return NULL;
+  }
   Shape r = {c->shape.rank + 1, {k}};
   for (int i = 0; i < c->shape.rank; i++) r.d[i + 1] = c->shape.d[i];
   return val_tensor(b->a, r, b->call->span);
@@ -458,8 +480,18 @@ static Value *onehot(Bound *b) {
 static Value *filled(Bound *b) {
   Vec *dims;
   if (!need_int_list(b, 0, &dims)) return NULL;
+  if (dims->len > MAX_RANK) {
+    diag_error(b->d, arg_span(b, 0), "%s: at most %d dimensions, found %d", b->fname, MAX_RANK, dims->len);
+    return NULL;
+  }
   Shape r = {dims->len, {0}};
-  for (int i = 0; i < dims->len && i < MAX_RANK; i++) r.d[i] = ((Value *)dims->items[i])->i;
+  for (int i = 0; i < dims->len; i++) {
+    r.d[i] = ((Value *)dims->items[i])->i;
+    if (r.d[i] < 1 || r.d[i] > (1ll << 31)) {
+      diag_error(b->d, arg_span(b, 0), "%s: a dimension must be between 1 and 2^31, found %lld", b->fname, r.d[i]);
+      return NULL;
+    }
+  }
   Value *v = val_tensor(b->a, r, b->call->span);
   v->flags = T_CONST;
   return v;

@@ -8,6 +8,7 @@ typedef struct {
   Arena *a;
   Model *m;
   int clean; /* elaboration had no errors: an empty group is not a cascade */
+  int clean_at_end; /* no errors at all: an uncalled network is really unused */
 } Checker;
 
 static const char *sig(Checker *C, Role *r) { return role_signature(C->a, r); }
@@ -66,12 +67,26 @@ static void check_produced(Checker *C, Role *r) {
   }
 }
 
+static void check_latents(Checker *C) {
+  for (int i = 0; i < C->m->vars.len; i++) {
+    Var *v = C->m->vars.items[i];
+    if (!v->is_data && !v->encoder && v->generator) /* with neither, its roles were reported */
+      diag_error(C->d, v->generator ? v->generator->node->span : v->decl->span,
+                 "latent %s has no encoder: infer it with encoder q(%s | ...)", v->name, v->name);
+  }
+}
+
 static void check_role(Checker *C, Role *r) {
   Span at = r->node->span;
-  if (r->implicit && strcmp(r->kind, "encoder") != 0)
+  int encoder = !strcmp(r->kind, "encoder");
+  if (r->implicit && !encoder) {
     diag_error(C->d, at, "only an encoder can be implicit");
-  if (r->autoregressive && strcmp(r->kind, "encoder") == 0)
+    return;
+  }
+  if (r->autoregressive && encoder) {
     diag_error(C->d, at, "an encoder cannot be autoregressive; a prior or a decoder can");
+    return;
+  }
   if (!strcmp(r->kind, "critic") || !r->elaborated) return;
   for (int i = 0; i < r->targets.len; i++) {
     Var *v = r->targets.items[i];
@@ -90,15 +105,16 @@ static void check_role(Checker *C, Role *r) {
     if (!strcmp(r->kind, "prior") && v->is_data)
       diag_error(C->d, at, "prior %s depends on data %s; a prior only depends on latents", sig(C, r), v->name);
   }
-  int is_flow = 0;
+  int is_flow = 0, complete = 1;
   for (int i = 0; i < r->produced.len; i++) {
     Value *p = r->produced.items[i];
     is_flow |= p && p->kind == V_DIST && p->dist->fam == D_FLOW;
+    complete &= p != NULL;
   }
-  if (r->self_reference && !r->autoregressive && !is_flow)
+  if (r->self_reference && !r->autoregressive && !is_flow && complete)
     diag_error(C->d, at, "%s %s depends on its own variable; mark it autoregressive or make it a flow", r->kind,
                sig(C, r));
-  if (r->autoregressive && !r->self_reference)
+  if (r->autoregressive && !r->self_reference && complete)
     diag_warning(C->d, at, "%s %s is marked autoregressive but does not depend on its own variable", r->kind, sig(C, r));
   check_produced(C, r);
 }
@@ -337,7 +353,8 @@ static void check_setting(Checker *C, Node *it, Node **seen) {
   if (!v) return;
   if (k < 3 && (v->kind != V_INT || v->i < 1))
     diag_error(C->d, ast_kid(it, 0)->span, "%s must be a positive int, found %s", it->str,
-               v->kind == V_INT ? arena_printf(C->a, "%lld", v->i) : val_kind_name(v));
+               v->kind == V_INT ? arena_printf(C->a, "%lld", v->i)
+               : v->kind == V_FLOAT ? arena_printf(C->a, "%g", v->f) : val_kind_name(v));
   if (k == 3 && (!val_is_number(v) || val_number(v) <= 0))
     diag_error(C->d, ast_kid(it, 0)->span, "clip must be a positive number");
 }
@@ -416,7 +433,14 @@ static void check_train(Checker *C, Node *train) {
     check_stage(C, train);
     return;
   }
-  if (steps) diag_error(C->d, train->span, "this train block has stages: put every step and freeze inside a stage");
+  for (int i = 0; i < ast_nkids(train); i++) {
+    Node *it = ast_kid(train, i);
+    if (it && (it->kind == N_STEP || it->kind == N_FREEZE)) {
+      diag_error(C->d, it->span, "this train block has stages: put every step and freeze inside a stage");
+      break;
+    }
+  }
+  (void)steps;
   Vec names = {0};
   Node *seen[4] = {0}; /* settings outside the stages: defaults for each */
   for (int i = 0; i < ast_nkids(train); i++) {
@@ -474,11 +498,12 @@ static void check_source_args(Checker *C, Node *call, const char *what, const ch
     int ok = !strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov")
                  ? v->kind == V_STR
              : file_or_fraction ? v->kind == V_STR || (val_is_number(v) && val_number(v) > 0 && val_number(v) < 1)
-             : !strcmp(a->str, "binarize") ? val_is_number(v)
+             : !strcmp(a->str, "binarize") ? val_is_number(v) && val_number(v) >= 0 && val_number(v) < 255
                                             : val_is_number(v) && val_number(v) > 0;
     if (!ok)
       diag_error(C->d, a->span, "%s: '%s' must be %s", what, a->str,
                  file_or_fraction ? "a file name or a fraction in (0, 1) of the training set"
+                 : !strcmp(a->str, "binarize") ? "a threshold in [0, 255): pixels above it become 1"
                  : v->kind != V_STR && (!strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov"))
                      ? "a string"
                      : "a positive number");
@@ -536,7 +561,7 @@ static void check_unused(Checker *C) {
     if (!it || !((it->kind == N_FN && it->ival) || (it->kind == N_ROLE && !strcmp(it->str, "critic")))) continue;
     int called = 0;
     for (int k = 0; k < C->m->nets.len; k++) called |= ((Net *)C->m->nets.items[k])->fn == it;
-    if (!called)
+    if (!called && C->clean_at_end)
       diag_warning(C->d, it->span, "%s %s is never called", it->kind == N_FN ? "network" : "critic",
                    it->kind == N_FN ? it->str : it->str2);
   }
@@ -548,13 +573,15 @@ static void check_unused(Checker *C) {
 }
 
 void check_model(Diag *d, Arena *a, Model *m) {
-  Checker C = {d, a, m, diag_errors(d) == 0};
+  Checker C = {d, a, m, diag_errors(d) == 0, 0};
   for (int i = 0; i < m->vars.len; i++) {
     Var *v = m->vars.items[i];
     if (v->is_data && v->shape_known) check_data(&C, v);
   }
+  check_latents(&C);
   for (int i = 0; i < m->roles.len; i++) check_role(&C, m->roles.items[i]);
   for (int i = 0; i < m->losses.len; i++) check_loss(&C, m->losses.items[i]);
   check_train(&C, m->train);
+  C.clean_at_end = diag_errors(d) == 0;
   check_unused(&C);
 }

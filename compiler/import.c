@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "parse.h"
@@ -14,7 +15,10 @@
 #define VML_STDLIBDIR "/usr/local/share/vml/stdlib"
 #endif
 
-static int is_file(const char *path) { return access(path, R_OK) == 0; }
+static int is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 static const char *dir_of(Arena *a, const char *path) {
   const char *slash = strrchr(path, '/');
@@ -64,7 +68,7 @@ typedef struct {
   Program *prog;
 } Loader;
 
-static Module *load(Loader *L, const char *name, const char *path);
+static Module *load(Loader *L, const char *name, const char *path, Node *at);
 
 static Module *find_loaded(Loader *L, const char *path) {
   char real[PATH_MAX];
@@ -105,7 +109,7 @@ static void load_imports(Loader *L, Module *m) {
                  m->name, dep->name);
       continue;
     }
-    if (!dep) dep = load(L, item->str, found);
+    if (!dep) dep = load(L, item->str, found, item);
     if (!dep) continue;
     ImportRef *ref = arena_alloc(L->a, sizeof *ref);
     ref->alias = item->str2 ? item->str2 : item->str;
@@ -125,9 +129,12 @@ static void load_imports(Loader *L, Module *m) {
   }
 }
 
-static Module *load(Loader *L, const char *name, const char *path) {
+static Module *load(Loader *L, const char *name, const char *path, Node *at) {
   int fid = diag_load_file(L->d, path);
-  if (fid < 0) return NULL;
+  if (fid < 0) {
+    diag_error(L->d, at->span, "cannot read module %s (%s): %s", name, path, strerror(errno));
+    return NULL;
+  }
   Module *m = arena_alloc(L->a, sizeof *m);
   m->name = arena_strdup(L->a, name);
   m->path = arena_strdup(L->a, path);

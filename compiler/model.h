@@ -62,7 +62,7 @@ typedef struct {
 typedef struct {
   const char *name;
   Node *fn;     /* N_FN (net) or N_ROLE (critic) */
-  int called;
+  int called, failed;
   int first_param, nparams;
   Vec arg_shapes; /* Value* of the first call's arguments */
 } Net;

@@ -93,13 +93,16 @@ static void check_names(Resolver *R, Node *n) {
     check_names(R, ast_kid(n, 0));
     return;
   case N_NAMEDARG:
-  case N_SAMPLEARG:
     check_names(R, ast_kid(n, 0));
+    return;
+  case N_SAMPLEARG: /* z ~ q(z | x): the elaborator checks distribution references */
+  case N_LOGP:
+  case N_KL:
     return;
   case N_PARAMDECL: {
     check_names(R, ast_kid(n, 0));
     Node *init = ast_kid(n, 1);
-    if (init && init->kind == N_NAME && in_list(init_words, 7, init->str)) return;
+    if (init && init->kind == N_NAME) return; /* an initializer's name: checked when elaborated */
     if (init && init->kind == N_CALL && ast_kid(init, 0)->kind == N_NAME &&
         in_list(init_words, 7, ast_kid(init, 0)->str)) {
       for (int i = 1; i < ast_nkids(init); i++) check_names(R, ast_kid(init, i));
@@ -114,6 +117,10 @@ static void check_names(Resolver *R, Node *n) {
       for (int i = 1; i < ast_nkids(n); i++) check_names(R, ast_kid(n, i));
       return;
     }
+    if (n->ival) return; /* p(x | z): a distribution reference */
+    if (c->kind == N_NAME && in_list(loss_words, 3, c->str) && ast_nkids(n) == 2 &&
+        ast_kid(n, 1)->kind == N_CALL)
+      return; /* mean(p(z)) */
     break;
   }
   case N_FPARAM:

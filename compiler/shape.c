@@ -8,6 +8,8 @@
 #include "shape.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,8 @@ typedef struct Frame {
   Role *role;         /* elaborating this role's body */
   int in_loop;
   int loss;           /* a loss expression: log, KL, E and samples allowed */
+  Node *body;         /* the function or role body being run */
+  int failed;         /* an error in a function body: stop it there */
 } Frame;
 
 typedef struct {
@@ -52,6 +56,9 @@ typedef struct {
   Model *m;
   Scope model_scope;
   Vec counters;
+  Vec names; /* pairs: the defining node, what it defines (claim()) */
+  Vec early; /* names used before their definition (already reported) */
+  Span last_note;
   int depth;
   int unrolled;
 } Elab;
@@ -62,6 +69,8 @@ static Value *eval(Elab *E, Frame *F, Node *n);
 static Value poison;
 static void exec_block(Elab *E, Frame *F, Node *block);
 static Value *eval_call(Elab *E, Frame *F, Node *call, const char *hint);
+static int eval_args(Elab *E, Frame *F, Node *call, Arg *args);
+static int claim(Elab *E, const char *name, Node *at, const char *what);
 
 /* ---- scopes ---------------------------------------------------------- */
 
@@ -135,6 +144,35 @@ static Value *lookup(Elab *E, Frame *F, const char *name, Span at) {
   return NULL;
 }
 
+/* Whether a statement list defines `name` anywhere (for a clearer message
+ * than "unknown name" when it is used first). */
+static int defines(Node *n, const char *name) {
+  if (!n) return 0;
+  switch (n->kind) {
+  case N_ASSIGN:
+    for (int i = 0; i < ast_nkids(ast_kid(n, 0)); i++)
+      if (!strcmp(ast_kid(ast_kid(n, 0), i)->str, name)) return 1;
+    return 0;
+  case N_DRAW:
+  case N_PARAMDECL:
+    return !strcmp(n->str, name);
+  case N_FOR:
+    return !strcmp(n->str, name) || defines(ast_kid(n, 1), name);
+  case N_IF:
+    return defines(ast_kid(n, 1), name) || defines(ast_kid(n, 2), name);
+  case N_BLOCK:
+    for (int i = 0; i < ast_nkids(n); i++)
+      if (defines(ast_kid(n, i), name)) return 1;
+    return 0;
+  case N_HYPER:
+    for (int i = 0; i < ast_nkids(n); i++)
+      if (!strcmp(ast_kid(n, i)->str, name)) return 1;
+    return 0;
+  default:
+    return 0;
+  }
+}
+
 /* ---- parameters ------------------------------------------------------ */
 
 static const char *join(Elab *E, const char *prefix, const char *name) {
@@ -202,7 +240,13 @@ static const char *number_text(Elab *E, Value *v) {
 static const char *eval_init(Elab *E, Frame *F, Node *n, Shape sh) {
   if (!n) return sh.rank >= 2 ? "glorot" : "zeros";
   static const char *plain[] = {"glorot", "he", "zeros", "ones"};
-  static const struct { const char *name; int nargs; } calls[] = {{"normal", 1}, {"uniform", 2}, {"const", 1}};
+  static const struct {
+    const char *name;
+    int nargs;
+    const char *params[2], *usage;
+  } calls[] = {{"normal", 1, {"std", NULL}, "one number: normal(std)"},
+               {"uniform", 2, {"lo", "hi"}, "two numbers: uniform(lo, hi)"},
+               {"const", 1, {"v", NULL}, "one number: const(v)"}};
   if (n->kind == N_NAME)
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
       if (strcmp(n->str, plain[i]) == 0) return plain[i];
@@ -210,23 +254,34 @@ static const char *eval_init(Elab *E, Frame *F, Node *n, Shape sh) {
     const char *f = ast_kid(n, 0)->str;
     for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
       if (strcmp(f, calls[i].name) != 0) continue;
-      if (ast_nkids(n) - 1 != calls[i].nargs) {
-        diag_error(E->d, n->span, "initializer %s takes %d argument%s", f, calls[i].nargs,
-                   calls[i].nargs == 1 ? "" : "s");
-        return NULL;
-      }
-      const char *text = arena_printf(E->a, "%s(", f);
-      for (int k = 1; k < ast_nkids(n); k++) {
-        Value *v = eval(E, F, ast_kid(n, k));
-        if (!v) return NULL;
-        if (!val_is_number(v)) {
-          diag_error(E->d, ast_kid(n, k)->span, "initializer %s: expected a number, found %s", f,
-                     val_kind_name(v));
+      Arg args[MAX_ARGS];
+      int nargs = eval_args(E, F, n, args);
+      if (nargs < 0) return NULL;
+      /* bind like a call: positional, then by name */
+      Value *bound[2] = {NULL, NULL};
+      int pos = 0;
+      for (int k = 0; k < nargs; k++) {
+        int slot = args[k].name ? -1 : pos++;
+        for (int j = 0; args[k].name && j < calls[i].nargs; j++)
+          if (!strcmp(args[k].name, calls[i].params[j])) slot = j;
+        if (slot < 0 || slot >= calls[i].nargs || bound[slot]) {
+          diag_error(E->d, args[k].node->span, "initializer %s takes %s", f, calls[i].usage);
           return NULL;
         }
-        text = arena_printf(E->a, "%s%s%s", text, k > 1 ? ", " : "", number_text(E, v));
+        if (!val_is_number(args[k].value)) {
+          diag_error(E->d, args[k].node->span, "initializer %s: expected a number, found %s", f,
+                     val_kind_name(args[k].value));
+          return NULL;
+        }
+        bound[slot] = args[k].value;
       }
-      return arena_printf(E->a, "%s)", text);
+      if (!bound[0] || (calls[i].nargs == 2 && !bound[1])) {
+        diag_error(E->d, n->span, "initializer %s takes %s", f, calls[i].usage);
+        return NULL;
+      }
+      if (calls[i].nargs == 2)
+        return arena_printf(E->a, "%s(%s, %s)", f, number_text(E, bound[0]), number_text(E, bound[1]));
+      return arena_printf(E->a, "%s(%s)", f, number_text(E, bound[0]));
     }
   }
   diag_error(E->d, n->span,
@@ -348,6 +403,7 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
   G.reuse = F->reuse;
   if (shared) {
     net = net_of(E, fn);
+    if (net->failed) return NULL;
     G.prefix = fname;
     G.reuse = net->called;
     if (!net->called) net->first_param = E->m->params.len;
@@ -412,19 +468,22 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
     } else {
       for (int i = 0; i < np && ok; i++)
         if (!same_value_shape(net->arg_shapes.items[i], bound[i])) {
+          const char *first = arena_strdup(E->a, val_kind_name(net->arg_shapes.items[i]));
+          const char *now = arena_strdup(E->a, val_kind_name(bound[i]));
           diag_error(E->d, where[i], "%s shares its weights between calls, so argument %s must keep its shape: first %s, now %s",
-                     fname, ast_kid(params, i)->str, arena_strdup(E->a, val_kind_name(net->arg_shapes.items[i])),
-                     val_kind_name(bound[i]));
+                     fname, ast_kid(params, i)->str, first, now);
           ok = 0;
         }
     }
   }
   Value *result = NULL;
+  int errors = diag_errors(E->d);
+  G.body = body;
   if (ok) {
     if (body->kind == N_BLOCK) {
       exec_block(E, &G, body);
-      result = G.ret;
-      if (!G.returned && diag_errors(E->d) == 0)
+      result = G.failed ? NULL : G.ret;
+      if (!G.returned && !G.failed)
         diag_error(E->d, fn->span, "%s ends without a return statement", fname);
     } else if (body->kind == N_CALL && shared) {
       /* `net f(x) = g(x)`: g's parameters sit directly under f */
@@ -434,8 +493,18 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
     }
   }
   E->depth--;
-  if (net && !net->called && result) {
-    net->called = 1;
+  if (diag_errors(E->d) > errors && (call->span.lo != E->last_note.lo || call->span.file != E->last_note.file)) {
+    E->last_note = call->span; /* a recursive call gets one note, not one per level */
+    Node *cn = ast_kid(call, 0);
+    const char *shown = cn->kind == N_MEMBER && ast_kid(cn, 0)->kind == N_NAME
+                            ? arena_printf(E->a, "%s.%s", ast_kid(cn, 0)->str, cn->str)
+                            : fname;
+    diag_note(E->d, call->span, "in this call of %s", shown);
+    result = NULL;
+  }
+  if (net && !net->called) {
+    net->called = 1; /* even when it failed: later calls stay silent */
+    net->failed = result == NULL;
     net->nparams = E->m->params.len - net->first_param;
   }
   if (result && critic && result->kind != V_TENSOR) {
@@ -470,11 +539,13 @@ static int eval_args(Elab *E, Frame *F, Node *call, Arg *args) {
   return n;
 }
 
+static const char *dref_text(Elab *E, Node *call);
+
 static Value *eval_call(Elab *E, Frame *F, Node *call, const char *hint) {
   Node *cn = ast_kid(call, 0);
   if (call->ival) {
-    diag_error(E->d, call->span,
-               "this names a distribution; use it in a loss with log, KL, mean, sample or entropy");
+    diag_error(E->d, call->span, "%s names a distribution, not a value: use log %s, KL(...), mean(...), sample(...) or entropy(...)",
+               dref_text(E, call), dref_text(E, call));
     return NULL;
   }
   /* mean/sample/entropy of a distribution reference in a loss */
@@ -576,7 +647,7 @@ static Role *resolve_dref(Elab *E, Frame *F, Node *call) {
 }
 
 static int has_density(Elab *E, Role *r, Node *at, const char *what) {
-  if (r->implicit) {
+  if (r->implicit && !strcmp(r->kind, "encoder")) {
     diag_error(E->d, at->span, "%s: %s %s is implicit and has no density", what, r->kind, role_signature(E->a, r));
     return 0;
   }
@@ -597,8 +668,7 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   Role *r = resolve_dref(E, F, call);
   if (!r) return NULL;
   if (n->kind == N_SAMPLEARG && !var_in(&r->targets, n->str)) {
-    diag_error(E->d, n->span, "%s draws %s, not %s", role_signature(E->a, r),
-               ((Var *)r->targets.items[0])->name, n->str);
+    diag_error(E->d, n->span, "%s does not draw %s", role_signature(E->a, r), n->str);
     return NULL;
   }
   if (want == 0 || want == 2) {
@@ -607,11 +677,15 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   }
   Var *v = n->kind == N_SAMPLEARG ? model_var(E->m, n->str) : r->targets.items[0];
   if (r->targets.len != 1 && n->kind != N_SAMPLEARG) {
-    diag_error(E->d, call->span, "%s has several variables; name one with z ~ %s", role_signature(E->a, r),
-               role_signature(E->a, r));
+    const char *first = ((Var *)r->targets.items[0])->name;
+    if (want == 1)
+      diag_error(E->d, call->span, "%s has several variables; name one as in sample(%s ~ %s)", role_signature(E->a, r),
+                 first, role_signature(E->a, r));
+    else
+      diag_error(E->d, call->span, "mean(%s) is ambiguous: it has several variables", role_signature(E->a, r));
     return NULL;
   }
-  if (!v->shape_known) return NULL;
+  if (!v || !v->shape_known) return NULL;
   Value *t = val_tensor(E->a, v->shape, n->span);
   t->classes = v->classes;
   return t;
@@ -669,7 +743,16 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     if (v == &poison) return NULL;
     if (!v) {
       Var *var = model_var(E->m, n->str);
-      if (var && F->role)
+      int later = defines(F->body, n->str);
+      for (int i = 0; !later && F->in_model && i < ast_nkids(E->m->node); i++) {
+        Node *it = ast_kid(E->m->node, i);
+        later = it && it->kind == N_HYPER && defines(it, n->str);
+      }
+      if (later) {
+        diag_error(E->d, n->span, "'%s' is used before it is defined", n->str);
+        vec_push(E->a, &E->early, (void *)n->str);
+      }
+      else if (var && F->role)
         diag_error(E->d, n->span, "%s %s cannot read %s: it is not among its conditions", F->role->kind,
                    role_signature(E->a, F->role), n->str);
       else if (var && F->in_model)
@@ -753,6 +836,10 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
       Value *v = val_new(E->a, V_BOOL, n->span);
       v->i = !x->i;
       return v;
+    }
+    if (x->kind == V_INT && x->i == LLONG_MIN) {
+      diag_error(E->d, n->span, "integer overflow: -(%lld) does not fit in 64 bits", x->i);
+      return NULL;
     }
     if (x->kind == V_INT) return val_int(E->a, -x->i, n->span);
     if (x->kind == V_FLOAT) return val_float(E->a, -x->f, n->span);
@@ -850,7 +937,7 @@ static void define_target(Elab *E, Frame *F, const char *name, Value *v, Span at
   for (int i = 0; i < r->targets.len; i++) {
     Var *var = r->targets.items[i];
     if (strcmp(var->name, name) != 0) continue;
-    if (r->produced.items[i] && strcmp(r->kind, "encoder") == 0) {
+    if (r->produced.items[i]) {
       diag_error(E->d, at, "%s %s defines %s twice", r->kind, role_signature(E->a, r), name);
       return;
     }
@@ -1011,7 +1098,12 @@ static void exec_stmt(Elab *E, Frame *F, Node *st) {
 }
 
 static void exec_block(Elab *E, Frame *F, Node *block) {
-  for (int i = 0; i < ast_nkids(block) && !F->returned; i++) exec_stmt(E, F, ast_kid(block, i));
+  for (int i = 0; i < ast_nkids(block) && !F->returned && !F->failed; i++) {
+    int errors = diag_errors(E->d);
+    exec_stmt(E, F, ast_kid(block, i));
+    /* in a function, later statements would only repeat the mistake */
+    if (!F->role && diag_errors(E->d) > errors) F->failed = 1;
+  }
 }
 
 /* ---- the model ---------------------------------------------------------- */
@@ -1057,12 +1149,16 @@ static void add_hyper(Elab *E, Frame *F, Node *bindn, Define *defs, int ndefs) {
     }
   }
   Value *v = eval(E, F, ast_kid(bindn, 0));
-  if (!v) return;
-  if (v->kind != V_INT && v->kind != V_FLOAT && v->kind != V_BOOL && v->kind != V_LIST && v->kind != V_STR) {
+  if (v && v->kind != V_INT && v->kind != V_FLOAT && v->kind != V_BOOL && v->kind != V_LIST && v->kind != V_STR) {
     diag_error(E->d, ast_kid(bindn, 0)->span, "a hyper must be an int, a float, a bool, a string or a list; found %s",
                val_kind_name(v));
+    v = NULL;
+  }
+  if (!v) {
+    bind(E, &E->model_scope, bindn->str, &poison, NULL);
     return;
   }
+  if (!claim(E, bindn->str, bindn, "a hyper")) return;
   Hyper *h = arena_alloc(E->a, sizeof *h);
   h->name = bindn->str;
   h->node = bindn;
@@ -1080,8 +1176,28 @@ static void add_hyper(Elab *E, Frame *F, Node *bindn, Define *defs, int ndefs) {
       h->overridden = 1;
     }
   }
+  for (int i = 0; i < E->early.len; i++)
+    if (!strcmp(E->early.items[i], h->name)) h->used = 1; /* reported once already */
   vec_push(E->a, &E->m->hypers, h);
   bind(E, &E->model_scope, h->name, h->value, &h->used);
+}
+
+/* One name, one meaning, across a model's hypers, data, parameters,
+ * functions, networks and critics. */
+static int claim(Elab *E, const char *name, Node *at, const char *what) {
+  for (int i = 0; i < E->names.len; i += 2) {
+    Node *o = E->names.items[i];
+    const char *oname = o->kind == N_ROLE ? o->str2 : o->str;
+    if (strcmp(oname, name) == 0) {
+      diag_error(E->d, at->span, "%s is already defined in model %s as %s", name, E->m->name,
+                 (const char *)E->names.items[i + 1]);
+      diag_note(E->d, o->span, "the first definition is here");
+      return 0;
+    }
+  }
+  vec_push(E->a, &E->names, at);
+  vec_push(E->a, &E->names, (void *)what);
+  return 1;
 }
 
 static Var *add_var(Elab *E, const char *name, Node *decl, int is_data) {
@@ -1094,10 +1210,7 @@ static Var *add_var(Elab *E, const char *name, Node *decl, int is_data) {
 }
 
 static void add_data(Elab *E, Frame *F, Node *n) {
-  if (model_var(E->m, n->str)) {
-    diag_error(E->d, n->span, "data %s is declared twice", n->str);
-    return;
-  }
+  if (!claim(E, n->str, n, "data")) return;
   Var *v = add_var(E, n->str, n, 1);
   v->domain = n->str2;
   int cat = !strcmp(n->str2, "cat");
@@ -1195,6 +1308,7 @@ static void elaborate_role(Elab *E, Role *r) {
   F.scope = arena_alloc(E->a, sizeof(Scope));
   F.prefix = r->name;
   F.role = r;
+  F.body = ast_kid(r->node, 2);
   r->first_param = E->m->params.len;
   for (int i = 0; i < r->conds.len; i++) {
     Var *v = r->conds.items[i];
@@ -1331,7 +1445,7 @@ static void elaborate_losses(Elab *E, Node *model) {
   }
   for (int i = 0; i < E->m->vars.len; i++) {
     Var *v = E->m->vars.items[i];
-    if (v->shape_known) bind(E, F.scope, v->name, var_tensor(E, v, v->decl->span), &v->used);
+    bind(E, F.scope, v->name, v->shape_known ? var_tensor(E, v, v->decl->span) : &poison, &v->used);
   }
   for (int i = 0; i < ast_nkids(model); i++) {
     Node *it = ast_kid(model, i);
@@ -1355,6 +1469,8 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
   E->m = m;
   E->model_scope.head = NULL;
   E->counters.len = 0;
+  E->names.len = 0;
+  E->unrolled = 0;
   Frame F = {0};
   F.mod = E->prog->main;
   F.in_model = 1;
@@ -1371,10 +1487,7 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
     if (!it) continue;
     if (it->kind == N_FN || (it->kind == N_ROLE && !strcmp(it->str, "critic"))) {
       const char *name = it->kind == N_FN ? it->str : it->str2;
-      if (find_in(&E->model_scope, name)) {
-        diag_error(E->d, it->span, "%s is already defined in model %s", name, m->name);
-        continue;
-      }
+      if (!claim(E, name, it, it->kind == N_ROLE ? "a critic" : it->ival ? "a network" : "a function")) continue;
       Value *fv = func_value(E, it, E->prog->main, 1, it->span);
       bind(E, &E->model_scope, name, fv, NULL);
     }
@@ -1385,7 +1498,7 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
     if (it->kind == N_DATA) add_data(E, &F, it);
     if (it->kind == N_PARAMDECL) {
       Value *v = declare_param(E, &F, it);
-      if (v) bind(E, &E->model_scope, it->str, v, NULL);
+      if (claim(E, it->str, it, "a parameter")) bind(E, &E->model_scope, it->str, v ? v : &poison, NULL);
     }
     if (it->kind == N_TRAIN) {
       if (m->train) {

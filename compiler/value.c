@@ -1,6 +1,7 @@
 /* value.c - constructors and shape arithmetic for compile-time values. */
 #include "value.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,7 +79,8 @@ int shape_eq(Shape a, Shape b) {
 
 long long shape_size(Shape s) {
   long long n = 1;
-  for (int i = 0; i < s.rank; i++) n *= s.d[i];
+  for (int i = 0; i < s.rank; i++)
+    if (__builtin_mul_overflow(n, s.d[i], &n)) return LLONG_MAX; /* saturates */
   return n;
 }
 
