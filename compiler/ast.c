@@ -1,7 +1,6 @@
 /* ast.c - node construction and the canonical dump behind --dump-ast. */
 #include "ast.h"
 
-#include <math.h>
 #include <stdio.h>
 
 static const char *kind_names[] = {
@@ -102,3 +101,38 @@ static void dump(FILE *out, const Diag *d, const Node *n, int depth) {
 }
 
 void ast_dump(FILE *out, const Diag *d, const Node *n) { dump(out, d, n, 0); }
+
+static const char *join_kids(Arena *a, const Node *n, int from, int to, const char *sep) {
+  const char *s = "";
+  for (int i = from; i < to; i++) s = arena_printf(a, "%s%s%s", s, i > from ? sep : "", ast_text(a, ast_kid(n, i)));
+  return s;
+}
+
+const char *ast_text(Arena *a, const Node *n) {
+  if (!n) return "";
+  switch (n->kind) {
+  case N_INT: return arena_printf(a, "%lld", n->ival);
+  case N_FLOAT: return arena_printf(a, "%.9g", n->num);
+  case N_BOOL: return n->ival ? "true" : "false";
+  case N_STR: return arena_printf(a, "\"%s\"", n->str);
+  case N_NAME: return n->str;
+  case N_MEMBER: return arena_printf(a, "%s.%s", ast_text(a, ast_kid(n, 0)), n->str);
+  case N_NAMEDARG: return arena_printf(a, "%s = %s", n->str, ast_text(a, ast_kid(n, 0)));
+  case N_SAMPLEARG: return arena_printf(a, "%s ~ %s", n->str, ast_text(a, ast_kid(n, 0)));
+  case N_LIST: return arena_printf(a, "[%s]", join_kids(a, n, 0, ast_nkids(n), ", "));
+  case N_INDEX: return arena_printf(a, "%s[%s]", ast_text(a, ast_kid(n, 0)), ast_text(a, ast_kid(n, 1)));
+  case N_BINOP: return arena_printf(a, "(%s %s %s)", ast_text(a, ast_kid(n, 0)), n->str, ast_text(a, ast_kid(n, 1)));
+  case N_UNOP:
+    return arena_printf(a, "%s%s%s", n->str, n->str[0] == 'n' ? " " : "", ast_text(a, ast_kid(n, 0)));
+  case N_LOGP: return arena_printf(a, "log %s", ast_text(a, ast_kid(n, 0)));
+  case N_KL: return arena_printf(a, "KL(%s || %s)", ast_text(a, ast_kid(n, 0)), ast_text(a, ast_kid(n, 1)));
+  case N_EXPECT: return arena_printf(a, "E[%s]", ast_text(a, ast_kid(n, 0)));
+  case N_FLOW: return arena_printf(a, "flow %s through %s", ast_text(a, ast_kid(n, 0)), ast_text(a, ast_kid(n, 1)));
+  case N_CALL:
+    if (n->ival)
+      return arena_printf(a, "%s(%s | %s)", ast_text(a, ast_kid(n, 0)), join_kids(a, n, 1, (int)n->ival, ", "),
+                          join_kids(a, n, (int)n->ival, ast_nkids(n), ", "));
+    return arena_printf(a, "%s(%s)", ast_text(a, ast_kid(n, 0)), join_kids(a, n, 1, ast_nkids(n), ", "));
+  default: return ast_kind_name(n->kind);
+  }
+}

@@ -80,6 +80,9 @@ Node *ast_kid(const Node *n, int i);               /* NULL when absent */
 int ast_nkids(const Node *n);
 const char *ast_kind_name(NodeKind k);
 
+/* An expression written back as canonical source text: adam(lr = 0.001). */
+const char *ast_text(Arena *a, const Node *n);
+
 /* Canonical, deterministic dump (S-expressions with line:col). */
 void ast_dump(FILE *out, const Diag *d, const Node *n);
 

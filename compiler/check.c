@@ -294,24 +294,12 @@ static void check_optimizer(Checker *C, Node *n) {
   diag_error(C->d, n->span, "expected an optimizer: sgd(...), adam(...) or adamw(...)");
 }
 
-/* A group selects the parameters named g or g.<anything>. */
-static int in_group(const char *param, const char *g) {
-  size_t n = strlen(g);
-  return strncmp(param, g, n) == 0 && (param[n] == '\0' || param[n] == '.');
-}
-
 /* Marks the parameters of a group list in `mark` (one byte per param). */
 static int select_groups(Checker *C, Node *groups, char *mark) {
   int ok = 1;
   for (int i = 0; i < ast_nkids(groups); i++) {
     Node *g = ast_kid(groups, i);
-    int n = 0;
-    for (int k = 0; k < C->m->params.len; k++)
-      if (in_group(((Param *)C->m->params.items[k])->name, g->str)) {
-        mark[k] = 1;
-        n++;
-      }
-    if (n) continue;
+    if (model_select(C->m, g->str, mark)) continue;
     ok = 0;
     int exists = 0;
     for (int k = 0; k < C->m->roles.len && !exists; k++) exists = !strcmp(((Role *)C->m->roles.items[k])->name, g->str);

@@ -96,10 +96,10 @@ static int parse_args(Options *o, int argc, char **argv) {
       vec_push(o->arena, &o->sp.dirs, (void *)v);
     } else if (a[0] == '-' && a[1]) {
       return fail_usage("unknown option '%s'", a);
-    } else if (!o->command && !o->dump) {
+    } else if (!o->command && !o->nfiles && (!o->dump || !strcmp(a, "check") || !strcmp(a, "help"))) {
       o->command = a;
     } else {
-      if (o->nfiles == 256) return fail_usage("too many files%s", "");
+      if (o->nfiles == 255) return fail_usage("too many files%s", "");
       o->files[o->nfiles++] = a;
     }
   }
@@ -139,6 +139,13 @@ int main(int argc, char **argv) {
   o.arena = arena_new();
   int rc = parse_args(&o, argc, argv);
   if (rc) return rc;
+  if (o.dump && o.command && strcmp(o.command, "check") && strcmp(o.command, "help")) {
+    /* vmc FILE --dump-ast: the first word was the file */
+    memmove(o.files + 1, o.files, sizeof *o.files * (size_t)o.nfiles);
+    o.files[0] = o.command;
+    o.nfiles++;
+    o.command = NULL;
+  }
   if (o.command && !strcmp(o.command, "help")) {
     const char *what = o.nfiles ? o.files[0] : NULL;
     if (!what) fputs(usage, stdout);
@@ -149,8 +156,6 @@ int main(int argc, char **argv) {
   if (!o.dump) {
     if (!o.command) return fail_usage("no command given%s", "");
     if (strcmp(o.command, "check") != 0) return fail_usage("unknown command '%s'", o.command);
-  } else if (o.command) {
-    if (strcmp(o.command, "check") != 0) o.files[o.nfiles++] = o.command;
   }
   if (!o.nfiles) return fail_usage("no input file%s", "");
   if (o.dump && o.nfiles > 1) return fail_usage("a dump takes one file%s", "");

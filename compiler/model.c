@@ -19,6 +19,19 @@ Loss *model_loss(const Model *m, const char *name) {
   return NULL;
 }
 
+int model_select(const Model *m, const char *g, char *mark) {
+  size_t n = strlen(g);
+  int count = 0;
+  for (int i = 0; i < m->params.len; i++) {
+    const char *name = ((Param *)m->params.items[i])->name;
+    if (strncmp(name, g, n) == 0 && (name[n] == '\0' || name[n] == '.')) {
+      mark[i] = 1;
+      count++;
+    }
+  }
+  return count;
+}
+
 static const char *var_list(Arena *a, const Vec *vars) {
   const char *s = "";
   for (int i = 0; i < vars->len; i++)
@@ -61,6 +74,42 @@ static void dump_value(FILE *out, Arena *a, const Value *v) {
     if (v->dist->classes) fprintf(out, " of %d classes", v->dist->classes);
     break;
   default: fputs(val_kind_name(v), out);
+  }
+}
+
+static void dump_train(FILE *out, Arena *a, const Model *m, const Node *block, int depth) {
+  char *mark = arena_alloc(a, (size_t)m->params.len + 1);
+  for (int i = 0; i < ast_nkids(block); i++) {
+    const Node *it = ast_kid(block, i);
+    if (!it) continue;
+    fprintf(out, "%*s", 2 * depth, "");
+    switch (it->kind) {
+    case N_STAGE:
+      fprintf(out, "stage %s\n", it->str);
+      dump_train(out, a, m, it, depth + 1);
+      break;
+    case N_SETTING:
+      fprintf(out, "%s %s\n", it->str, ast_text(a, ast_kid(it, 0)));
+      break;
+    case N_STEP:
+    case N_FREEZE: {
+      const Node *groups = ast_kid(it, it->kind == N_STEP ? 1 : 0);
+      memset(mark, 0, (size_t)m->params.len);
+      for (int k = 0; k < ast_nkids(groups); k++) model_select(m, ast_kid(groups, k)->str, mark);
+      int n = 0;
+      for (int k = 0; k < m->params.len; k++) n += mark[k];
+      if (it->kind == N_STEP)
+        fprintf(out, "%lld× %s %s with %s over ", it->ival, it->num != 0 ? "maximize" : "minimize", it->str,
+                ast_text(a, ast_kid(it, 0)));
+      else
+        fputs("freeze ", out);
+      for (int k = 0; k < ast_nkids(groups); k++) fprintf(out, "%s%s", k ? ", " : "", ast_kid(groups, k)->str);
+      fprintf(out, " (%d parameter tensor%s)\n", n, n == 1 ? "" : "s");
+      break;
+    }
+    default:
+      break;
+    }
   }
 }
 
@@ -121,5 +170,9 @@ void model_dump(FILE *out, Arena *a, const Diag *d, const Model *m) {
     else
       fputs("?", out);
     fputc('\n', out);
+  }
+  if (m->train) {
+    fputs("  train\n", out);
+    dump_train(out, a, m, m->train, 2);
   }
 }

@@ -81,6 +81,10 @@ typedef struct {
 
 Var *model_var(const Model *m, const char *name);
 Loss *model_loss(const Model *m, const char *name);
+/* Marks (one byte per parameter) those a group selects: the parameter
+ * named g, and those named g.<anything>.  Returns how many it selected. */
+int model_select(const Model *m, const char *group, char *mark);
+
 /* "p(x | z)" */
 const char *role_signature(Arena *a, const Role *r);
 

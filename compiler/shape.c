@@ -1120,9 +1120,9 @@ static Value *parse_define(Elab *E, Define *def, Hyper *h) {
     long long i = strtoll(t, &end, 10);
     if (!*end && !errno) {
       v = val_int(E->a, i, span_none);
-    } else {
+    } else if (strspn(t, "0123456789.eE+-") == strlen(t)) { /* decimal only: no hex, inf or nan */
       double f = strtod(t, &end);
-      if (!*end && !errno) v = val_float(E->a, f, span_none);
+      if (!*end && !errno && isfinite(f)) v = val_float(E->a, f, span_none);
     }
   }
   if (!v) {
@@ -1512,8 +1512,6 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
   collect_roles(E, model);
   elaborate_roles(E);
   elaborate_losses(E, model);
-  /* networks never called still get their parameters checked: elaborate
-   * a critic with its declared shapes when a loss never called it */
   return m;
 }
 
@@ -1526,6 +1524,10 @@ Vec shape_program(Diag *d, Arena *a, Program *prog, Define *defs, int ndefs) {
   for (int i = 0; i < ast_nkids(prog->main->file); i++) {
     Node *it = ast_kid(prog->main->file, i);
     if (it && it->kind == N_MODEL) vec_push(a, &models, elaborate_model(&E, it, defs, ndefs));
+  }
+  for (int i = 0; i < prog->main->imports.len && diag_errors(d) == 0; i++) {
+    ImportRef *r = prog->main->imports.items[i];
+    if (!r->used) diag_warning(d, r->node->span, "module %s is imported but never used", r->alias);
   }
   for (int i = 0; i < ndefs; i++)
     if (!defs[i].used) diag_error(d, span_none, "-D %s: no model declares a hyper named %s", defs[i].name, defs[i].name);

@@ -244,6 +244,9 @@ big long-index-chain bad
 # undefined, so the file is an error for the name resolver.
 big long-sum-undefined bad
 { printf 'model m {\n  loss l = undefined_a'; rep ' + undefined_a' $N; printf '\n}\n'; } >"$m"
+# Ten times longer (2 MB): now the name resolver (resolve.c) meets it too.
+big longer-sum-undefined bad
+{ printf 'model m {\n  loss l = u'; rep '+u' 1000000; printf '\n}\n'; } >"$m"
 # The same with defined names: now the tree reaches the evaluator (shape.c),
 # and a type error at the end makes the file an error.
 big long-sum-defined bad
