@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "graph.h"
 #include "import.h"
 #include "resolve.h"
 #include "shape.h"
@@ -14,7 +15,7 @@
 
 enum { EXIT_MODEL = 1, EXIT_TROUBLE = 2 };
 
-typedef enum { DUMP_NONE, DUMP_AST, DUMP_MODEL } Dump;
+typedef enum { DUMP_NONE, DUMP_AST, DUMP_MODEL, DUMP_GRAPH } Dump;
 
 typedef struct {
   const char *command;
@@ -25,6 +26,7 @@ typedef struct {
   const char *files[256];
   int nfiles;
   Arena *arena; /* lives as long as the process */
+  const char *pass; /* --dump-graph=PASS */
 } Options;
 
 static const char usage[] =
@@ -86,6 +88,9 @@ static int parse_args(Options *o, int argc, char **argv) {
       o->dump = DUMP_AST;
     } else if (!strcmp(a, "--dump-model")) {
       o->dump = DUMP_MODEL;
+    } else if (!strncmp(a, "--dump-graph", 12)) {
+      o->dump = DUMP_GRAPH;
+      o->pass = a[12] == '=' ? a + 13 : "final";
     } else if (!strncmp(a, "-D", 2)) {
       const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v) return fail_usage("-D needs NAME=VALUE%s", "");
@@ -124,6 +129,10 @@ static int front_end(Options *o, const char *path) {
       for (int i = 0; i < models.len; i++) check_model(&d, a, models.items[i]);
       if (!diag_errors(&d) && o->dump == DUMP_MODEL)
         for (int i = 0; i < models.len; i++) model_dump(stdout, a, &d, models.items[i]);
+      for (int i = 0; !diag_errors(&d) && o->dump == DUMP_GRAPH && i < models.len; i++) {
+        Vec graphs = shape_lower(&d, a, prog, models.items[i]);
+        for (int k = 0; !diag_errors(&d) && k < graphs.len; k++) graph_print(stdout, graphs.items[k], &d);
+      }
     }
   }
   diag_finish(&d);

@@ -50,6 +50,7 @@ struct Role {
   int implicit, autoregressive, self_reference;
   int first_param, nparams; /* its parameters are params[first_param ..] */
   int elaborated;
+  Vec counters;      /* the naming counters when it was elaborated (lowering replays them) */
 };
 
 typedef struct {
@@ -57,6 +58,7 @@ typedef struct {
   Node *node;   /* N_LOSS */
   Value *value; /* its per-example value */
   int used;
+  Vec counters; /* as for a role */
 } Loss;
 
 typedef struct {
@@ -77,6 +79,7 @@ typedef struct {
   Vec losses;   /* Loss* */
   Vec nets;     /* Net* */
   Node *train;
+  void *scope;  /* the elaborator's model scope, for lowering */
 } Model;
 
 Var *model_var(const Model *m, const char *name);

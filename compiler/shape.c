@@ -10,10 +10,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "autodiff.h"
 #include "builtin.h"
+#include "lower.h"
 
 enum { MAX_DEPTH = 64, MAX_ARGS = 64, MAX_UNROLL = 100000 };
 
@@ -61,6 +64,13 @@ typedef struct {
   Span last_note;
   int depth;
   int unrolled;
+  /* lowering one entry point (L == NULL while only checking) */
+  Lower *L;
+  int *var_node;     /* per model variable: its node in this graph, or -1 */
+  Value ***role_out; /* per role, per target: what it produced in this graph */
+  int **role_sample; /* per role, per target: its sample node, or -1 */
+  Scope **role_scope;
+  char *role_state;  /* 0 not run, 1 running, 2 done */
 } Elab;
 
 static Value *eval(Elab *E, Frame *F, Node *n);
@@ -73,6 +83,19 @@ static int eval_args(Elab *E, Frame *F, Node *call, Arg *args);
 static int claim(Elab *E, const char *name, Node *at, const char *what);
 
 /* ---- scopes ---------------------------------------------------------- */
+
+static int role_index(Elab *E, Role *r) {
+  for (int i = 0; i < E->m->roles.len; i++)
+    if (E->m->roles.items[i] == r) return i;
+  return -1;
+}
+
+static int var_index(Elab *E, Var *v) {
+  for (int i = 0; i < E->m->vars.len; i++)
+    if (E->m->vars.items[i] == v) return i;
+  return -1;
+}
+
 
 static void bind(Elab *E, Scope *s, const char *name, Value *v, int *used) {
   for (Binding *b = s->head; b; b = b->next)
@@ -294,10 +317,15 @@ static Value *declare_param(Elab *E, Frame *F, Node *decl) {
   if (!eval_shape(E, F, ast_kid(decl, 0), &sh)) return NULL;
   const char *name = join(E, F->prefix, decl->str);
   Param *p = find_param(E->m, name);
-  if (p && F->reuse) {
+  if (p && (F->reuse || E->L)) {
     Value *v = val_tensor(E->a, p->shape, decl->span);
     v->flags = T_PARAM;
+    if (E->L) v->node = lower_param(E->L, p, decl->span);
     return v;
+  }
+  if (E->L) {
+    diag_error(E->d, decl->span, "internal error: parameter %s was not created when the model was checked", name);
+    return NULL;
   }
   if (p) {
     diag_error(E->d, decl->span, "parameter %s is defined twice", name);
@@ -401,7 +429,11 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
   G.scope = arena_alloc(E->a, sizeof(Scope));
   Net *net = NULL;
   G.reuse = F->reuse;
-  if (shared) {
+  if (shared && E->L) {
+    G.prefix = fname;
+    G.reuse = 1;
+    reset_counters(E, fname);
+  } else if (shared) {
     net = net_of(E, fn);
     if (net->failed) return NULL;
     G.prefix = fname;
@@ -581,7 +613,11 @@ static Value *eval_call(Elab *E, Frame *F, Node *call, const char *hint) {
   Arg args[MAX_ARGS];
   int n = eval_args(E, F, call, args);
   if (n < 0) return NULL;
-  if (callee->builtin >= 0) return builtin_apply(E->d, E->a, callee->builtin, call, args, n);
+  if (callee->builtin >= 0) {
+    Value *r = builtin_apply(E->d, E->a, callee->builtin, call, args, n);
+    if (r && E->L) lower_builtin(E->L, callee->builtin, call, args, n, r);
+    return r;
+  }
   return call_user(E, F, callee, call, args, n, hint);
 }
 
@@ -662,6 +698,47 @@ static int has_density(Elab *E, Role *r, Node *at, const char *what) {
   return 1;
 }
 
+static void run_role(Elab *E, Role *r);
+static int var_node(Elab *E, Var *v);
+
+/* The node of a draw of target t of role r in the graph being built. */
+static int role_draw(Elab *E, Role *r, int t, Span at) {
+  int ri = role_index(E, r);
+  Var *v = r->targets.items[t];
+  if (!strcmp(r->kind, "encoder")) return var_node(E, v);
+  run_role(E, r);
+  if (E->role_sample[ri][t] < 0) {
+    Value *p = E->role_out[ri][t];
+    if (!p) return -1;
+    E->role_sample[ri][t] = p->kind == V_DIST ? lower_sample(E->L, p->dist, v->shape, 0, at, NULL) : p->node;
+  }
+  return E->role_sample[ri][t];
+}
+
+/* Lowers log p(..), entropy(..), mean(..) or a sample of a role. */
+static int dref_node(Elab *E, Role *r, Var *only, int want, Span at) {
+  int ri = role_index(E, r);
+  run_role(E, r);
+  int total = -1;
+  for (int t = 0; t < r->targets.len; t++) {
+    Var *v = r->targets.items[t];
+    if (only && v != only) continue;
+    Value *p = E->role_out[ri][t];
+    if (!p) return -1;
+    int x;
+    if (want == 1) return role_draw(E, r, t, at);
+    if (want == 3) return p->kind == V_DIST ? lower_mean(E->L, p->dist, v->shape, at) : p->node;
+    if (want == 0)
+      x = lower_logpdf(E->L, p->dist, var_node(E, v), v->shape, at);
+    else
+      x = lower_entropy(E->L, p->dist, v->shape, at);
+    if (x < 0) return -1;
+    int in[2] = {total, x};
+    total = total < 0 ? x : graph_add(E->L->g, OP_ADD, in, 2, at, NULL);
+  }
+  return total;
+}
+
 /* want: 0 log-density, 1 a sample, 2 entropy, 3 mean */
 static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   Node *call = n->kind == N_SAMPLEARG ? ast_kid(n, 0) : n;
@@ -673,7 +750,12 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   }
   if (want == 0 || want == 2) {
     if (!has_density(E, r, call, want == 0 ? "log" : "entropy")) return NULL;
-    return val_tensor(E->a, shape_scalar(), n->span);
+    Value *t = val_tensor(E->a, shape_scalar(), n->span);
+    if (E->L && (t->node = dref_node(E, r, NULL, want, n->span)) < 0) {
+      diag_error(E->d, n->span, "the %s of %s has no closed form", want ? "entropy" : "density", role_signature(E->a, r));
+      return NULL;
+    }
+    return t;
   }
   Var *v = n->kind == N_SAMPLEARG ? model_var(E->m, n->str) : r->targets.items[0];
   if (r->targets.len != 1 && n->kind != N_SAMPLEARG) {
@@ -688,6 +770,10 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   if (!v || !v->shape_known) return NULL;
   Value *t = val_tensor(E->a, v->shape, n->span);
   t->classes = v->classes;
+  if (E->L && (t->node = dref_node(E, r, v, want, n->span)) < 0) {
+    diag_error(E->d, n->span, "the %s of %s has no closed form", want == 3 ? "mean" : "sample", role_signature(E->a, r));
+    return NULL;
+  }
   return t;
 }
 
@@ -710,6 +796,10 @@ static Value *member(Elab *E, Frame *F, Node *n) {
       Role *r = E->m->roles.items[i];
       if (strcmp(r->name, obj->s) != 0 || !r->locals) continue;
       Binding *b = find_in(r->locals, n->str);
+      if (b && E->L) { /* the same local, in this graph */
+        run_role(E, r);
+        b = find_in(E->role_scope[i], n->str);
+      }
       if (b && found) {
         diag_error(E->d, n->span, "%s.%s is ambiguous: several roles named %s define %s", obj->s, n->str,
                    obj->s, n->str);
@@ -741,6 +831,13 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
   case N_NAME: {
     Value *v = lookup(E, F, n->str, n->span);
     if (v == &poison) return NULL;
+    if (v && E->L && v->kind == V_TENSOR && (v->flags & T_PARAM) && v->node < 0) { /* a model-level param */
+      Param *p = find_param(E->m, n->str);
+      Value *t = val_tensor(E->a, v->shape, n->span);
+      t->flags = T_PARAM;
+      t->node = p ? lower_param(E->L, p, n->span) : -1;
+      return t;
+    }
     if (!v) {
       Var *var = model_var(E->m, n->str);
       int later = defines(F->body, n->str);
@@ -823,7 +920,9 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
            : !strcmp(op, "<=") ? p <= q : !strcmp(op, ">") ? p > q : p >= q;
       return v;
     }
-    return builtin_binary(E->d, E->a, op, x, y, n);
+    Value *r = builtin_binary(E->d, E->a, op, x, y, n);
+    if (r && E->L) lower_binary(E->L, op, x, y, r, n);
+    return r;
   }
   case N_UNOP: {
     Value *x = eval(E, F, ast_kid(n, 0));
@@ -846,6 +945,7 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     if (x->kind == V_TENSOR && !x->classes) {
       Value *v = val_tensor(E->a, x->shape, n->span);
       v->flags = x->flags & T_CONST;
+      if (E->L) lower_neg(E->L, x, v, n);
       return v;
     }
     diag_error(E->d, n->span, "cannot negate %s", val_kind_name(x));
@@ -866,7 +966,23 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
       return NULL;
     }
     if (!has_density(E, p, ast_kid(n, 0), "KL") || !has_density(E, q, ast_kid(n, 1), "KL")) return NULL;
-    return val_tensor(E->a, shape_scalar(), n->span);
+    Value *kl = val_tensor(E->a, shape_scalar(), n->span);
+    if (E->L) { /* KL(first || second), summed over the variables */
+      run_role(E, p);
+      run_role(E, q);
+      int ri = role_index(E, p), qi = role_index(E, q);
+      for (int t = 0; t < p->targets.len; t++) {
+        Var *v = p->targets.items[t];
+        int k = 0;
+        while (((Var *)q->targets.items[k]) != v) k++;
+        Value *dp = E->role_out[ri][t], *dq = E->role_out[qi][k];
+        if (!dp || !dq) return NULL;
+        int x = lower_kl(E->L, dp->dist, dq->dist, role_draw(E, p, t, n->span), v->shape, n->span);
+        int in[2] = {kl->node, x};
+        kl->node = kl->node < 0 ? x : graph_add(E->L->g, OP_ADD, in, 2, n->span, NULL);
+      }
+    }
+    return kl;
   }
   case N_EXPECT: {
     if (!F->loss) {
@@ -937,6 +1053,14 @@ static void define_target(Elab *E, Frame *F, const char *name, Value *v, Span at
   for (int i = 0; i < r->targets.len; i++) {
     Var *var = r->targets.items[i];
     if (strcmp(var->name, name) != 0) continue;
+    if (E->L) { /* lowering: remember what this graph's run produced */
+      int ri = role_index(E, r);
+      E->role_out[ri][i] = v;
+      int node = v->kind == V_TENSOR ? v->node : -1;
+      if (node >= 0) E->role_sample[ri][i] = node;
+      if (!strcmp(r->kind, "encoder") && node >= 0) E->var_node[var_index(E, var)] = node;
+      return;
+    }
     if (r->produced.items[i]) {
       diag_error(E->d, at, "%s %s defines %s twice", r->kind, role_signature(E->a, r), name);
       return;
@@ -987,7 +1111,21 @@ static void exec_draw(Elab *E, Frame *F, Node *st) {
   }
   Value *sample = val_tensor(E->a, sh, st->span);
   sample->classes = dv->dist->classes;
-  if (role_target(F, st->str)) define_target(E, F, st->str, dv, st->span);
+  if (E->L) {
+    int st_through = st->str2 && !strcmp(st->str2, "straight_through");
+    sample->node = lower_sample(E->L, dv->dist, sh, st_through, st->span, join(E, F->prefix, st->str));
+  }
+  if (role_target(F, st->str)) {
+    define_target(E, F, st->str, dv, st->span);
+    if (E->L && sample->node >= 0) { /* the draw, for the variable's users */
+      int ri = role_index(E, F->role);
+      for (int i = 0; i < F->role->targets.len; i++)
+        if (!strcmp(((Var *)F->role->targets.items[i])->name, st->str)) {
+          E->role_sample[ri][i] = sample->node;
+          if (!strcmp(F->role->kind, "encoder")) E->var_node[var_index(E, F->role->targets.items[i])] = sample->node;
+        }
+    }
+  }
   bind(E, F->scope, st->str, sample, NULL);
 }
 
@@ -1284,10 +1422,50 @@ static void collect_roles(Elab *E, Node *model) {
   }
 }
 
+static void run_role(Elab *E, Role *r);
+
+/* A variable's node in the graph being built: data are inputs, latents come
+ * from their encoder (or are inputs when the entry point gives them). */
+static int var_node(Elab *E, Var *v) {
+  int i = var_index(E, v);
+  if (E->var_node[i] >= 0) return E->var_node[i];
+  if (!v->is_data && v->encoder && E->role_state[role_index(E, v->encoder)] == 0) run_role(E, v->encoder);
+  if (E->var_node[i] >= 0) return E->var_node[i];
+  GNode *n = graph_begin(E->L->g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+  n->s = v->name;
+  n->shape = v->shape;
+  n->batched = 1;
+  n->classes = v->classes;
+  E->var_node[i] = graph_end(E->L->g, n);
+  return E->var_node[i];
+}
+
 static Value *var_tensor(Elab *E, Var *v, Span at) {
   Value *t = val_tensor(E->a, v->shape, at);
   t->classes = v->classes;
+  if (E->L) t->node = var_node(E, v);
   return t;
+}
+
+/* Naming counters are replayed when lowering, so that every graph calls a
+ * parameter by the name the check gave it. */
+static Vec snapshot_counters(Elab *E) {
+  Vec v = {0};
+  for (int i = 0; i < E->counters.len; i++) {
+    Counter *c = arena_alloc(E->a, sizeof *c);
+    *c = *(Counter *)E->counters.items[i];
+    vec_push(E->a, &v, c);
+  }
+  return v;
+}
+
+static void restore_counters(Elab *E, const Vec *snap) {
+  E->counters.len = 0;
+  for (int i = 0; i < snap->len; i++) {
+    Counter *c = arena_alloc(E->a, sizeof *c);
+    *c = *(Counter *)snap->items[i];
+    vec_push(E->a, &E->counters, c);
+  }
 }
 
 static int role_ready(Role *r) {
@@ -1310,6 +1488,7 @@ static void elaborate_role(Elab *E, Role *r) {
   F.role = r;
   F.body = ast_kid(r->node, 2);
   r->first_param = E->m->params.len;
+  r->counters = snapshot_counters(E);
   for (int i = 0; i < r->conds.len; i++) {
     Var *v = r->conds.items[i];
     v->used = 1;
@@ -1371,6 +1550,44 @@ static void elaborate_role(Elab *E, Role *r) {
     v->classes = p->kind == V_DIST ? p->dist->classes : p->classes;
     v->shape_known = 1;
   }
+}
+
+/* Runs a role's body again inside the graph being built. */
+static void run_role(Elab *E, Role *r) {
+  int ri = role_index(E, r);
+  if (E->role_state[ri]) return;
+  E->role_state[ri] = 1;
+  Vec saved = snapshot_counters(E);
+  restore_counters(E, &r->counters);
+  Frame F = {0};
+  F.mod = E->prog->main;
+  F.in_model = 1;
+  F.scope = arena_alloc(E->a, sizeof(Scope));
+  F.prefix = r->name;
+  F.role = r;
+  F.body = ast_kid(r->node, 2);
+  for (int i = 0; i < r->conds.len; i++) {
+    Var *v = r->conds.items[i];
+    bind(E, F.scope, v->name, var_tensor(E, v, r->node->span), NULL);
+  }
+  if (strcmp(r->kind, "encoder") != 0 && r->self_reference) { /* flows, autoregressive roles */
+    Scope *own = arena_alloc(E->a, sizeof(Scope));
+    for (int i = 0; i < r->targets.len; i++) {
+      Var *v = r->targets.items[i];
+      bind(E, own, v->name, var_tensor(E, v, r->node->span), NULL);
+    }
+    F.scope->parent = own;
+  }
+  Node *body = ast_kid(r->node, 2);
+  if (body->kind == N_BLOCK) {
+    exec_block(E, &F, body);
+  } else {
+    Value *v = body->kind == N_CALL ? eval_call(E, &F, body, r->name) : eval(E, &F, body);
+    if (v) define_target(E, &F, ((Var *)r->targets.items[0])->name, v, body->span);
+  }
+  E->role_scope[ri] = F.scope;
+  E->role_state[ri] = 2;
+  restore_counters(E, &saved);
 }
 
 static void elaborate_roles(Elab *E) {
@@ -1457,6 +1674,7 @@ static void elaborate_losses(Elab *E, Node *model) {
     Loss *l = arena_alloc(E->a, sizeof *l);
     l->name = it->str;
     l->node = it;
+    l->counters = snapshot_counters(E);
     l->value = eval(E, &F, ast_kid(it, 0));
     vec_push(E->a, &E->m->losses, l);
   }
@@ -1512,6 +1730,9 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
   collect_roles(E, model);
   elaborate_roles(E);
   elaborate_losses(E, model);
+  Scope *keep = arena_alloc(E->a, sizeof *keep);
+  *keep = E->model_scope;
+  m->scope = keep;
   return m;
 }
 
@@ -1532,4 +1753,324 @@ Vec shape_program(Diag *d, Arena *a, Program *prog, Define *defs, int ndefs) {
   for (int i = 0; i < ndefs; i++)
     if (!defs[i].used) diag_error(d, span_none, "-D %s: no model declares a hyper named %s", defs[i].name, defs[i].name);
   return models;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+static void begin_graph(Elab *E, Graph *g) {
+  Lower *L = arena_alloc(E->a, sizeof *L);
+  L->g = g;
+  L->d = E->d;
+  L->a = E->a;
+  E->L = L;
+  int nv = E->m->vars.len, nr = E->m->roles.len;
+  E->var_node = arena_alloc(E->a, sizeof(int) * (size_t)(nv + 1));
+  for (int i = 0; i < nv; i++) E->var_node[i] = -1;
+  E->role_out = arena_alloc(E->a, sizeof(Value **) * (size_t)(nr + 1));
+  E->role_sample = arena_alloc(E->a, sizeof(int *) * (size_t)(nr + 1));
+  E->role_scope = arena_alloc(E->a, sizeof(Scope *) * (size_t)(nr + 1));
+  E->role_state = arena_alloc(E->a, (size_t)nr + 1);
+  for (int i = 0; i < nr; i++) {
+    Role *r = E->m->roles.items[i];
+    E->role_out[i] = arena_alloc(E->a, sizeof(Value *) * (size_t)(r->targets.len + 1));
+    E->role_sample[i] = arena_alloc(E->a, sizeof(int) * (size_t)(r->targets.len + 1));
+    for (int t = 0; t < r->targets.len; t++) E->role_sample[i][t] = -1;
+  }
+}
+
+static int scalar_node(Elab *E, int x, Span at) {
+  GNode *n = graph_node(E->L->g, x);
+  return n->shape.rank ? graph_add(E->L->g, OP_SUM, &x, 1, at, NULL) : x;
+}
+
+/* A loss's per-example value, as a scalar node. */
+static int loss_node(Elab *E, Loss *l) {
+  restore_counters(E, &l->counters);
+  Frame F = {0};
+  F.mod = E->prog->main;
+  F.in_model = 1;
+  F.scope = arena_alloc(E->a, sizeof(Scope));
+  F.prefix = "";
+  F.loss = 1;
+  for (int i = 0; i < E->m->roles.len; i++) {
+    Role *r = E->m->roles.items[i];
+    if (!strcmp(r->kind, "critic")) continue;
+    Value *v = val_new(E->a, V_ROLE, r->node->span);
+    v->s = r->name;
+    bind(E, F.scope, r->name, v, NULL);
+  }
+  for (int i = 0; i < E->m->vars.len; i++) {
+    Var *v = E->m->vars.items[i];
+    bind(E, F.scope, v->name, var_tensor(E, v, v->decl->span), NULL);
+  }
+  Value *v = eval(E, &F, ast_kid(l->node, 0));
+  if (!v) return -1;
+  if (v->kind != V_TENSOR || v->node < 0) {
+    diag_error(E->d, l->node->span, "loss %s has nothing to differentiate", l->name);
+    return -1;
+  }
+  return scalar_node(E, v->node, l->node->span);
+}
+
+static int add2(Elab *E, Op op, int a, int b, Span at) {
+  int in[2] = {a, b};
+  return graph_add(E->L->g, op, in, 2, at, NULL);
+}
+
+static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
+  Graph *g = graph_new(E->a, arena_printf(E->a, "train.%d", out->len));
+  const char *groups = "";
+  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++)
+    groups = arena_printf(E->a, "%s%s%s", groups, k ? ", " : "", ast_kid(ast_kid(step, 1), k)->str);
+  g->about = arena_printf(E->a, "%s%s%s %s over %s", stage ? "stage " : "", stage ? stage : "",
+                          stage ? ": " : "", step->num != 0 ? "maximize" : "minimize", step->str);
+  g->about = arena_printf(E->a, "%s, %s", g->about, groups);
+  begin_graph(E, g);
+  Loss *l = model_loss(E->m, step->str);
+  int x = l ? loss_node(E, l) : -1;
+  if (x < 0) return;
+  Span at = step->span;
+  int reported = graph_add(g, OP_BATCH_MEAN, &x, 1, at, NULL);
+  int objective = step->num != 0 ? graph_add(g, OP_NEG, &reported, 1, at, NULL) : reported;
+  char *mark = arena_alloc(E->a, (size_t)E->m->params.len + 1);
+  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++) model_select(E->m, ast_kid(ast_kid(step, 1), k)->str, mark);
+  Vec wrt = {0};
+  for (int i = 0; i < E->m->params.len; i++)
+    if (mark[i]) vec_push(E->a, &wrt, (void *)(intptr_t)lower_param(E->L, E->m->params.items[i], at));
+  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  for (int i = 0; i < wrt.len; i++) ids[i] = (int)(intptr_t)wrt.items[i];
+  if (!autodiff(g, E->d, objective, ids, wrt.len, grads, arena_printf(E->a, "loss %s", l->name))) return;
+  graph_output(g, "loss", reported);
+  for (int i = 0, k = 0; i < E->m->params.len; i++) {
+    if (!mark[i]) continue;
+    Param *p = E->m->params.items[i];
+    int gk = grads[k++];
+    if (gk < 0) { /* the loss does not depend on it */
+      GNode *z = graph_begin(g, OP_FILL, NULL, 0, at, NULL);
+      z->shape = p->shape;
+      gk = graph_end(g, z);
+    }
+    graph_output(g, arena_printf(E->a, "grad:%s", p->name), gk);
+  }
+  vec_push(E->a, out, g);
+}
+
+static void train_graphs(Elab *E, Vec *out, Node *block, const char *stage) {
+  for (int i = 0; i < ast_nkids(block); i++) {
+    Node *it = ast_kid(block, i);
+    if (it && it->kind == N_STEP) train_graph(E, out, it, stage);
+    if (it && it->kind == N_STAGE) train_graphs(E, out, it, it->str);
+  }
+}
+
+static int has_densities(Model *m, int generative, int inference) {
+  for (int i = 0; i < m->roles.len; i++) {
+    Role *r = m->roles.items[i];
+    int enc = !strcmp(r->kind, "encoder");
+    if (!strcmp(r->kind, "critic") || (enc && !inference) || (!enc && !generative)) continue;
+    if (r->implicit) return 0;
+    for (int t = 0; t < r->produced.len; t++) {
+      Value *p = r->produced.items[t];
+      if (!p || p->kind != V_DIST) return 0;
+    }
+  }
+  return 1;
+}
+
+/* Sum of the log-densities of every role of one side. */
+static int log_side(Elab *E, int encoders, Span at) {
+  int total = -1;
+  for (int i = 0; i < E->m->roles.len; i++) {
+    Role *r = E->m->roles.items[i];
+    if (!strcmp(r->kind, "critic") || (!strcmp(r->kind, "encoder")) != encoders) continue;
+    int x = dref_node(E, r, NULL, 0, at);
+    total = total < 0 ? x : add2(E, OP_ADD, total, x, at);
+  }
+  return total;
+}
+
+static Graph *entry(Elab *E, Vec *out, const char *name, const char *about) {
+  Graph *g = graph_new(E->a, name);
+  g->about = about;
+  begin_graph(E, g);
+  vec_push(E->a, out, g);
+  return g;
+}
+
+static void inference_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  Graph *g = entry(E, out, "encode", "x -> each latent's mean and a sample");
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data || !v->encoder) continue;
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), var_node(E, v));
+    int t = 0;
+    while (v->encoder->targets.items[t] != v) t++;
+    graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->encoder, v, 3, at));
+  }
+  for (int pass = 0; pass < 2; pass++) { /* decode: latents given; reconstruct: latents at their means */
+    g = entry(E, out, pass ? "reconstruct" : "decode",
+              pass ? "x -> the decoders' means at the encoders' means" : "latents -> the decoders' means");
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (v->is_data || !v->encoder) continue;
+      if (pass) {
+        int mean = dref_node(E, v->encoder, v, 3, at);
+        E->var_node[var_index(E, v)] = mean;
+      }
+    }
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (!v->is_data || !v->generator) continue;
+      if (!pass) /* the decoder's conditions are this entry's inputs */
+        for (int k = 0; k < v->generator->conds.len; k++) {
+          Var *c = v->generator->conds.items[k];
+          if (E->var_node[var_index(E, c)] >= 0) continue;
+          GNode *n = graph_begin(g, OP_INPUT, NULL, 0, c->decl->span, c->name);
+          n->s = c->name;
+          n->shape = c->shape;
+          n->batched = 1;
+          n->classes = c->classes;
+          E->var_node[var_index(E, c)] = graph_end(g, n);
+        }
+      graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->generator, v, 3, at));
+    }
+  }
+}
+
+static void generative_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  for (int i = 0; i < m->vars.len; i++) { /* without a prior for every latent there is nothing to sample */
+    Var *v = m->vars.items[i];
+    if (!v->is_data && !v->generator) return;
+  }
+  Graph *g = entry(E, out, "sample", "ancestral sampling: priors, then decoders");
+  for (int done = 0, progress = 1; progress;) {
+    progress = 0;
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (v->is_data || E->var_node[i] >= 0) continue;
+      Role *r = v->generator;
+      int ready = 1;
+      for (int k = 0; k < r->conds.len; k++) ready &= E->var_node[var_index(E, r->conds.items[k])] >= 0;
+      if (!ready) continue;
+      int t = 0;
+      while (r->targets.items[t] != v) t++;
+      Value *p = r->produced.items[t];
+      if (r->autoregressive || (p && p->kind == V_DIST && p->dist->fam == D_FLOW)) {
+        /* drawn by the runtime, one position at a time (prior.<role>, flow.<role>) */
+        GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+        n->s = v->name;
+        n->shape = v->shape;
+        n->batched = 1;
+        n->classes = v->classes;
+        E->var_node[i] = graph_end(g, n);
+      } else if ((E->var_node[i] = role_draw(E, r, t, at)) < 0) {
+        diag_error(E->d, r->node->span, "cannot draw %s from %s", v->name, role_signature(E->a, r));
+        return;
+      }
+      progress = 1;
+      done++;
+    }
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (!v->is_data || !v->generator) continue;
+    int t = 0;
+    while (v->generator->targets.items[t] != v) t++;
+    graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->generator, v, 3, at));
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), role_draw(E, v->generator, t, at));
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data) continue;
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), E->var_node[i]);
+  }
+  /* the one-position steps the runtime iterates for autoregressive and flow priors */
+  for (int i = 0; i < m->roles.len; i++) {
+    Role *r = m->roles.items[i];
+    if (strcmp(r->kind, "prior") || r->produced.len != 1) continue;
+    Value *p = r->produced.items[0];
+    int flow = p && p->kind == V_DIST && p->dist->fam == D_FLOW;
+    if (!r->autoregressive && !flow) continue;
+    g = entry(E, out, arena_printf(E->a, "%s.%s", flow ? "flow" : "prior", r->name),
+              flow ? "z -> eps of the flow (inverted by the runtime one dimension at a time)"
+                   : "codes -> the autoregressive prior's probabilities at every position");
+    Var *v = r->targets.items[0];
+    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+    n->s = v->name;
+    n->shape = v->shape;
+    n->batched = 1;
+    n->classes = v->classes;
+    E->var_node[var_index(E, v)] = graph_end(g, n);
+    run_role(E, r);
+    Value *q = E->role_out[i][0];
+    if (!q || q->kind != V_DIST) continue;
+    if (flow)
+      graph_output(g, "eps", q->dist->eps->node);
+    else
+      graph_output(g, arena_printf(E->a, "%s.mean", v->name), lower_mean(E->L, q->dist, v->shape, at));
+  }
+}
+
+static void bound_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  if (has_densities(m, 1, 1)) {
+    for (int iw = 0; iw < 2; iw++) {
+      Graph *g = entry(E, out, iw ? "iw" : "elbo",
+                       iw ? "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws"
+                          : "x -> a one-sample estimate of the ELBO and its terms");
+      int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
+      int w = add2(E, OP_SUB, pz, qz, at);
+      graph_output(g, iw ? "logw" : "elbo", w);
+      if (!iw) {
+        graph_output(g, "log_joint", pz);
+        graph_output(g, "log_q", qz);
+      }
+    }
+  }
+  if (!has_densities(m, 1, 0)) return;
+  Graph *g = entry(E, out, "logjoint", "x, latents -> log p(x, z) and its gradient in each latent");
+  Vec wrt = {0};
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data || v->classes) continue;
+    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+    n->s = v->name;
+    n->shape = v->shape;
+    n->batched = 1;
+    E->var_node[i] = graph_end(g, n);
+    vec_push(E->a, &wrt, v);
+  }
+  int lj = log_side(E, 0, at);
+  if (lj < 0) return;
+  graph_output(g, "logjoint", lj);
+  int sum = graph_add(g, OP_BATCH_MEAN, &lj, 1, at, NULL);
+  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  for (int i = 0; i < wrt.len; i++) ids[i] = E->var_node[var_index(E, wrt.items[i])];
+  if (!autodiff(g, E->d, sum, ids, wrt.len, grads, "the log-joint")) return;
+  int bs = graph_source(g, OP_BATCH_SIZE, shape_scalar(), 0, at, NULL);
+  for (int i = 0; i < wrt.len; i++) /* d mean / dz is d logjoint / dz over the batch size */
+    if (grads[i] >= 0)
+      graph_output(g, arena_printf(E->a, "grad:%s", ((Var *)wrt.items[i])->name), add2(E, OP_MUL, grads[i], bs, at));
+}
+
+Vec shape_lower(Diag *d, Arena *a, Program *prog, Model *m) {
+  Elab E = {0};
+  E.d = d;
+  E.a = a;
+  E.prog = prog;
+  E.m = m;
+  E.model_scope = *(Scope *)m->scope;
+  Vec out = {0};
+  if (m->train) train_graphs(&E, &out, m->train, NULL);
+  inference_graphs(&E, &out);
+  generative_graphs(&E, &out);
+  bound_graphs(&E, &out);
+  return out;
 }

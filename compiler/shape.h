@@ -19,4 +19,10 @@ typedef struct {
  * no model declares. */
 Vec shape_program(Diag *d, Arena *a, Program *prog, Define *defs, int ndefs);
 
+/* Lowers a checked model (no errors) to its entry points, each a Graph:
+ * one per training step, then encode, decode, reconstruct, sample (and the
+ * per-position steps of autoregressive and flow priors), elbo and iw when
+ * every role has a density, logjoint when the generative side has. */
+Vec shape_lower(Diag *d, Arena *a, Program *prog, Model *m);
+
 #endif

@@ -10,6 +10,7 @@ Value *val_new(Arena *a, ValueKind k, Span s) {
   v->kind = k;
   v->span = s;
   v->builtin = -1;
+  v->node = -1;
   return v;
 }
 

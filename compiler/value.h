@@ -51,6 +51,7 @@ struct Value {
   int classes;       /* TENSOR: > 0 for integer codes with that many classes */
   unsigned flags;    /* TENSOR */
   Dist *dist;        /* DIST */
+  int node;          /* TENSOR, when lowering: its graph node (-1: none yet) */
 };
 
 Value *val_new(Arena *a, ValueKind k, Span s);

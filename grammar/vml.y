@@ -19,6 +19,7 @@ int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
 }
 
 %code {
+#include <stdlib.h>
 #include <string.h>
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                   \
@@ -360,6 +361,37 @@ exprs1: expr                  { $$ = ast_add(A, NEW(LIST, @$), $1); }
 
 #include "vml.lex.h"
 
+enum { MAX_NESTING = 1000 };
+
+/* Every later pass recurses over the tree; a tree deeper than any model
+ * needs (a sum of 10^5 terms is 10^5 levels deep) is refused here, with a
+ * walk that keeps its own stack. */
+static void check_depth(Diag *d, Node *root) {
+  typedef struct { Node *n; int depth; } Item;
+  int cap = 256, top = 0;
+  Item *stack = malloc(sizeof *stack * (size_t)cap);
+  if (!stack) abort();
+  stack[top++] = (Item){root, 0};
+  while (top) {
+    Item it = stack[--top];
+    if (!it.n) continue;
+    if (it.depth > MAX_NESTING) {
+      diag_error(d, it.n->span, "this nests more than %d levels deep (a chain of %d operations or more)", MAX_NESTING,
+                 MAX_NESTING);
+      break;
+    }
+    for (int i = 0; i < it.n->kids.len; i++) {
+      if (top == cap) {
+        cap *= 2;
+        stack = realloc(stack, sizeof *stack * (size_t)cap);
+        if (!stack) abort();
+      }
+      stack[top++] = (Item){it.n->kids.items[i], it.depth + 1};
+    }
+  }
+  free(stack);
+}
+
 Node *parse_file(Diag *d, Arena *a, int file) {
   struct Lexer lx = {d, a, file, 0, NULL};
   yyscan_t scanner;
@@ -371,5 +403,6 @@ Node *parse_file(Diag *d, Arena *a, int file) {
   yylex_destroy(scanner);
   (void)rc; /* every failure was reported through yyerror */
   if (!lx.result) lx.result = ast_new(a, N_FILE, span_make(file, 0, 0));
+  check_depth(d, lx.result);
   return lx.result;
 }

@@ -64,67 +64,61 @@ if [ $# -eq 0 ]; then
   [ -e "$1" ] || { echo "run.sh: no cases in $here" >&2; exit 99; }
 fi
 
-# Plan of one case: one line per section, as
-#   file START END NAME     extra file: lines START..END
-#   args LINE               the %% args: line (LINE is its number)
-#   argv LINE               the %% argv: line
-#   source START END        the main source
-#   expect LINE STATUS      the %% expect line; the output follows it
-#   error MESSAGE           a malformed case
-plan() {
-  awk '
-    function close_section(end) {
-      if (kind == "file") print "file", start, end, fname
-      else if (kind == "source" && end >= start) print "source", start, end
-      kind = ""
+# Unpacks one case into the directory $2: writes its files and main source
+# there, the text after "%% args:" to $4, and prints "expect LINE STATUS" (the line of the
+# %% expect directive and the status), "argv" for a %% argv: case, or
+# "error MESSAGE" for a malformed case.  The expected output is taken from
+# the .vmt with tail (byte for byte, even without a final newline).
+unpack() {
+  awk -v dir="$2" -v name="$3" -v argsfile="$4" '
+    function open_file(path) {
+      if (out != "") close(out)
+      out = dir "/" path
+      if (path ~ /\//) system("mkdir -p \"" dir "/" substr(path, 1, match(path, /\/[^\/]*$/) - 1) "\"")
+      printf "" > out
     }
     /^%%/ {
-      close_section(NR - 1)
+      if (out != "") { close(out); out = "" }
       line = $0
       if (line ~ /^%% file: /) {
         fname = substr(line, 10)
         if (fname !~ /^[A-Za-z0-9_][A-Za-z0-9_.\/-]*$/ || fname ~ /\.\./) {
-          print "error bad file name \"" fname "\" on line " NR; exit
+          print "error bad file name \"" fname "\" on line " NR; bad = 1; exit
         }
-        kind = "file"; start = NR + 1
+        open_file(fname)
       } else if (line ~ /^%% args:/ || line ~ /^%% argv:/) {
-        print substr(line, 4, 4), NR
-        kind = "source"; start = NR + 1
+        if (line ~ /^%% argv:/) print "argv"
+        print substr(line, 9) > argsfile; close(argsfile)
+        open_file(name ".vm")
         seen_args = 1
       } else if (line ~ /^%% expect [0-9]+$/) {
-        if (!seen_args) { print "error %% expect before %% args on line " NR; exit }
+        if (!seen_args) { print "error %% expect before %% args on line " NR; bad = 1; exit }
         print "expect", NR, substr(line, 11)
         seen_expect = 1
         exit
       } else {
-        print "error unknown directive on line " NR ": " line; exit
+        print "error unknown directive on line " NR ": " line; bad = 1; exit
       }
+      next
     }
-    END {
-      if (!seen_expect) print "error no %% expect line"
-    }
+    out != "" { print > out }
+    END { if (!seen_expect && !bad) print "error no %% expect line" }
   ' "$1"
 }
 
-# Replaces every occurrence of the literal string $2 by $3 (no regexps).
-subst() {
-  awk -v from="$1" -v to="$2" '
-    from == "" { print; next }
-    {
-      out = ""; s = $0
-      while ((i = index(s, from)) > 0) {
-        out = out substr(s, 1, i - 1) to
-        s = substr(s, i + length(from))
-      }
-      print out s
-    }'
-}
+# sed expressions that show machine-dependent paths as <stdlib> and <tmp>
+# (sed, unlike awk, keeps a missing final newline missing).
+bre() { printf '%s\n' "$1" | sed 's/[]\/$*.^[]/\\&/g'; }
+dir=$tmproot/case
+{ [ -z "$stdlib" ] || echo "s/$(bre "$stdlib")/<stdlib>/g"
+  echo "s/$(bre "$dir")/<tmp>/g"; } >"$tmproot/shown.sed"
 
 pass=0
 fail=0
 failed=
 for arg; do
-  name=$(basename "$arg" .vmt)
+  name=${arg##*/}
+  name=${name%.vmt}
   case $arg in
   */*) vmt=$arg ;;
   *) vmt=$here/$name.vmt ;;
@@ -134,21 +128,16 @@ for arg; do
     fail=$((fail + 1)); failed="$failed $name"
     continue
   fi
-  dir=$tmproot/$name
-  mkdir -p "$dir"
-  plan "$vmt" >"$tmproot/plan"
-  args= argv=0 expline= want= err=
-  while read -r what a b c; do
+  rm -rf "$dir"
+  mkdir "$dir"
+  : >"$tmproot/args"
+  unpack "$vmt" "$dir" "$name" "$tmproot/args" >"$tmproot/plan"
+  argv=0 expline= want= err=
+  while read -r what a b; do
     case $what in
-    file)
-      mkdir -p "$dir/$(dirname "$c")"
-      if [ "$b" -ge "$a" ]; then sed -n "${a},${b}p" "$vmt"; fi >"$dir/$c" ;;
-    args | argv)
-      [ "$what" = argv ] && argv=1
-      args=$(sed -n "${a}p" "$vmt" | cut -c9-) ;;
-    source) sed -n "${a},${b}p" "$vmt" >"$dir/$name.vm" ;;
+    argv) argv=1 ;;
     expect) expline=$a want=$b ;;
-    error) err="$a $b $c" ;;
+    error) err="$a $b" ;;
     esac
   done <"$tmproot/plan"
   if [ -n "$err" ]; then
@@ -156,22 +145,18 @@ for arg; do
     fail=$((fail + 1)); failed="$failed $name"
     continue
   fi
+  IFS= read -r args <"$tmproot/args"
   [ -f "$dir/$name.vm" ] || : >"$dir/$name.vm"
   tail -n +"$((expline + 1))" "$vmt" >"$tmproot/expected"
 
   if [ "$argv" = 1 ]; then
-    cmd="$to \"\$vmc\" $args"
+    cmd="$to \"\$vmc\" $args" shown="vmc ${args# }"
   else
-    cmd="$to \"\$vmc\" $args \"\$name.vm\""
+    cmd="$to \"\$vmc\" $args \"\$name.vm\"" shown="vmc ${args# } $name.vm"
   fi
   (cd "$dir" && eval "$cmd") >"$tmproot/raw" 2>&1 </dev/null
   got=$?
-  # Paths that differ between machines are shown as <stdlib> and <tmp>.
-  subst "$stdlib" "<stdlib>" <"$tmproot/raw" | subst "$dir" "<tmp>" >"$tmproot/actual"
-  if [ "$(tail -c 1 "$tmproot/raw" | od -An -c | tr -d ' ')" != '\n' ] && [ -s "$tmproot/raw" ]; then
-    # awk ended the last line; keep the output byte-exact
-    head -c -1 "$tmproot/actual" >"$tmproot/actual.2" && mv "$tmproot/actual.2" "$tmproot/actual"
-  fi
+  sed -f "$tmproot/shown.sed" "$tmproot/raw" >"$tmproot/actual"
 
   if [ "$update" = 1 ]; then
     { head -n "$((expline - 1))" "$vmt"
@@ -185,14 +170,12 @@ for arg; do
       echo "UPDATED $name (exit $got)"
       pass=$((pass + 1))
     fi
-    rm -rf "$dir"
     continue
   fi
 
   if [ "$got" = "$want" ] && cmp -s "$tmproot/expected" "$tmproot/actual"; then
     echo "PASS $name"
     pass=$((pass + 1))
-    rm -rf "$dir"
   else
     if [ "$got" != "$want" ]; then
       echo "FAIL $name (exit status $got, expected $want)"
@@ -200,7 +183,7 @@ for arg; do
       echo "FAIL $name"
     fi
     diff -u "$tmproot/expected" "$tmproot/actual" |
-      sed -e "1s|.*|--- $name.vmt (expected)|" -e "2s|.*|+++ vmc $args $name.vm (actual)|"
+      sed -e "1s|.*|--- $name.vmt (expected)|" -e "2s|.*|+++ $shown (actual)|"
     fail=$((fail + 1)); failed="$failed $name"
   fi
 done
