@@ -294,7 +294,8 @@ void graph_print(FILE *out, const Graph *g, const Diag *d) {
     if (d && n->span.file >= 0 && n->span.file < d->nfiles) {
       int line, col;
       diag_line_col(d, n->span, &line, &col);
-      fprintf(out, " @%d:%d", line, col);
+      const char *path = d->files[n->span.file].path, *base = strrchr(path, '/');
+      fprintf(out, " @%s:%d:%d", base ? base + 1 : path, line, col); /* base name: the same on any machine */
     }
     fputc('\n', out);
   }

@@ -1114,6 +1114,7 @@ static void exec_draw(Elab *E, Frame *F, Node *st) {
   if (E->L) {
     int st_through = st->str2 && !strcmp(st->str2, "straight_through");
     sample->node = lower_sample(E->L, dv->dist, sh, st_through, st->span, join(E, F->prefix, st->str));
+    if (sample->node >= 0) graph_node(E->L->g, sample->node)->name = join(E, F->prefix, st->str);
   }
   if (role_target(F, st->str)) {
     define_target(E, F, st->str, dv, st->span);
@@ -1132,6 +1133,7 @@ static void exec_draw(Elab *E, Frame *F, Node *st) {
 static void exec_assign(Elab *E, Frame *F, Node *st) {
   Node *targets = ast_kid(st, 0), *expr = ast_kid(st, 1);
   Value *v;
+  int first = E->L ? E->L->g->nodes.len : 0; /* nodes made by this statement */
   if (F->role && !F->in_loop && ast_nkids(targets) == 1 && expr->kind == N_CALL)
     v = eval_call(E, F, expr, join(E, F->prefix, ast_kid(targets, 0)->str));
   else
@@ -1154,6 +1156,10 @@ static void exec_assign(Elab *E, Frame *F, Node *st) {
   for (int i = 0; i < n; i++) {
     Node *t = ast_kid(targets, i);
     Value *x = n > 1 ? v->items.items[i] : v;
+    if (E->L && x->kind == V_TENSOR && x->node >= first) { /* the node gets the name it has in the source */
+      GNode *g = graph_node(E->L->g, x->node);
+      if (!g->name) g->name = join(E, F->prefix, t->str);
+    }
     if (role_target(F, t->str)) {
       if (x->kind != V_TENSOR && x->kind != V_DIST) {
         diag_error(E->d, t->span, "%s must be a tensor, found %s", t->str, val_kind_name(x));
@@ -1822,9 +1828,8 @@ static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
   const char *groups = "";
   for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++)
     groups = arena_printf(E->a, "%s%s%s", groups, k ? ", " : "", ast_kid(ast_kid(step, 1), k)->str);
-  g->about = arena_printf(E->a, "%s%s%s %s over %s", stage ? "stage " : "", stage ? stage : "",
-                          stage ? ": " : "", step->num != 0 ? "maximize" : "minimize", step->str);
-  g->about = arena_printf(E->a, "%s, %s", g->about, groups);
+  g->about = arena_printf(E->a, "%s%s%s%s %s over %s", stage ? "stage " : "", stage ? stage : "", stage ? ": " : "",
+                          step->num != 0 ? "maximize" : "minimize", step->str, groups);
   begin_graph(E, g);
   Loss *l = model_loss(E->m, step->str);
   int x = l ? loss_node(E, l) : -1;
