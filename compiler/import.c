@@ -146,13 +146,8 @@ static Module *load(Loader *L, const char *name, const char *path, Node *at) {
   return m;
 }
 
-Program *imp_load(Diag *d, Arena *a, const char *path, const SearchPath *sp) {
+static Program *load_main(Diag *d, Arena *a, const char *path, int fid, const SearchPath *sp) {
   Loader L = {d, a, sp, arena_alloc(a, sizeof(Program))};
-  int fid = diag_load_file(d, path);
-  if (fid < 0) {
-    diag_error(d, span_none, "cannot read %s: %s", path, strerror(errno));
-    return NULL;
-  }
   Module *m = arena_alloc(a, sizeof *m);
   m->name = arena_strdup(a, path);
   m->path = arena_strdup(a, path);
@@ -163,4 +158,17 @@ Program *imp_load(Diag *d, Arena *a, const char *path, const SearchPath *sp) {
   load_imports(&L, m);
   m->loading = 0;
   return L.prog;
+}
+
+Program *imp_load(Diag *d, Arena *a, const char *path, const SearchPath *sp) {
+  int fid = diag_load_file(d, path);
+  if (fid < 0) {
+    diag_error(d, span_none, "cannot read %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  return load_main(d, a, path, fid, sp);
+}
+
+Program *imp_load_text(Diag *d, Arena *a, const char *name, const char *text, int len, const SearchPath *sp) {
+  return load_main(d, a, name, diag_add_text(d, name, text, len), sp);
 }

@@ -38,6 +38,10 @@ typedef struct {
  * only when the main file cannot be read (reported as "vmc: error: ..."). */
 Program *imp_load(Diag *d, Arena *a, const char *path, const SearchPath *sp);
 
+/* The same for source text in memory (tests, the fuzzer); imports are
+ * looked for relative to `name`. */
+Program *imp_load_text(Diag *d, Arena *a, const char *name, const char *text, int len, const SearchPath *sp);
+
 /* The stdlib directory vmc would use without -I (for --help and tests). */
 const char *imp_stdlib_dir(Arena *a, const SearchPath *sp);
 

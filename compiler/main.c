@@ -164,7 +164,7 @@ static int front_end(Options *o, const char *path, Arena *a, Vec *out, int quiet
     resolve_program(&d, a, prog);
     Vec models = {0};
     if (!diag_errors(&d)) models = shape_program(&d, a, prog, o->defs, o->ndefs);
-    for (int i = 0; !diag_errors(&d) && i < models.len; i++) check_model(&d, a, models.items[i]);
+    for (int i = 0; i < models.len; i++) check_model(&d, a, models.items[i]);
     if (!diag_errors(&d) && o->dump == DUMP_MODEL)
       for (int i = 0; i < models.len; i++) model_dump(stdout, a, &d, models.items[i]);
     int lowering = o->dump == DUMP_GRAPH || out;

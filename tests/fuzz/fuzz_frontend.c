@@ -1,7 +1,9 @@
 /* fuzz_frontend.c - libFuzzer harness for the vml front end.
  *
  * Each input is loaded as a source file (diag_add_text), parsed
- * (parse_file) and dumped (ast_dump), with diagnostics going to /dev/null.
+ * (parse_file) and dumped (ast_dump), with diagnostics going to /dev/null;
+ * an input that parses also goes through resolution, elaboration, the
+ * checks, lowering and the graph passes.
  * Besides crashes, sanitizer reports and leaks, it checks the invariants
  * the later passes rely on: a tree always comes back, every span lies
  * inside the file with lo <= hi, and a parse without errors has no holes
@@ -26,6 +28,11 @@
 #include "ast.h"
 #include "diag.h"
 #include "parse.h"
+#include "check.h"
+#include "import.h"
+#include "optimize.h"
+#include "resolve.h"
+#include "shape.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -90,6 +97,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* ast_dump recurses once per level: past the parser's own nesting limit
    * (a long a + a + ... chain) it would test the stack size, not the dump. */
   if (depth <= 10000) ast_dump(sink, &d, file);
+  if (!diag_errors(&d)) { /* a valid parse: the rest of the compiler too */
+    Program *prog = imp_load_text(&d, a, "fuzz.vm", (const char *)data, (int)size, NULL);
+    if (prog && !diag_errors(&d)) resolve_program(&d, a, prog);
+    Vec models = {0};
+    if (prog && !diag_errors(&d)) models = shape_program(&d, a, prog, NULL, 0);
+    for (int i = 0; i < models.len && !diag_errors(&d); i++) check_model(&d, a, models.items[i]);
+    for (int i = 0; i < models.len && !diag_errors(&d); i++) {
+      Vec graphs = shape_lower(&d, a, prog, models.items[i]);
+      for (int k = 0; k < graphs.len && !diag_errors(&d); k++) optimize(graphs.items[k], 1 << 20);
+    }
+  }
   diag_finish(&d);
   arena_free(a);
   diag_free(&d);
