@@ -2,6 +2,7 @@
 #include "ast.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *kind_names[] = {
 #define X(k, s) s,
@@ -108,6 +109,26 @@ static const char *join_kids(Arena *a, const Node *n, int from, int to, const ch
   return s;
 }
 
+static int precedence(const Node *n) {
+  if (n->kind == N_UNOP) return n->str[0] == 'n' ? 3 : 7;
+  if (n->kind != N_BINOP) return 9;
+  static const struct { const char *op; int level; } levels[] = {
+      {"or", 1}, {"and", 2}, {"==", 4}, {"!=", 4}, {"<", 4}, {"<=", 4}, {">", 4}, {">=", 4},
+      {"+", 5}, {"-", 5}, {"*", 6}, {"/", 6}, {"%", 6}, {"@", 6}};
+  for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
+    if (!strcmp(levels[i].op, n->str)) return levels[i].level;
+  return 9;
+}
+
+/* The operand of an operator of level `outer`, parenthesized only when the
+ * grammar needs it (a right operand of equal level keeps its parentheses:
+ * a - (b - c)). */
+static const char *operand(Arena *a, const Node *n, int outer, int right) {
+  int level = precedence(n);
+  const char *t = ast_text(a, n);
+  return level < outer || (right && level == outer) ? arena_printf(a, "(%s)", t) : t;
+}
+
 const char *ast_text(Arena *a, const Node *n) {
   if (!n) return "";
   switch (n->kind) {
@@ -121,9 +142,11 @@ const char *ast_text(Arena *a, const Node *n) {
   case N_SAMPLEARG: return arena_printf(a, "%s ~ %s", n->str, ast_text(a, ast_kid(n, 0)));
   case N_LIST: return arena_printf(a, "[%s]", join_kids(a, n, 0, ast_nkids(n), ", "));
   case N_INDEX: return arena_printf(a, "%s[%s]", ast_text(a, ast_kid(n, 0)), ast_text(a, ast_kid(n, 1)));
-  case N_BINOP: return arena_printf(a, "(%s %s %s)", ast_text(a, ast_kid(n, 0)), n->str, ast_text(a, ast_kid(n, 1)));
+  case N_BINOP:
+    return arena_printf(a, "%s %s %s", operand(a, ast_kid(n, 0), precedence(n), 0), n->str,
+                        operand(a, ast_kid(n, 1), precedence(n), 1));
   case N_UNOP:
-    return arena_printf(a, "%s%s%s", n->str, n->str[0] == 'n' ? " " : "", ast_text(a, ast_kid(n, 0)));
+    return arena_printf(a, "%s%s%s", n->str, n->str[0] == 'n' ? " " : "", operand(a, ast_kid(n, 0), precedence(n), 0));
   case N_LOGP: return arena_printf(a, "log %s", ast_text(a, ast_kid(n, 0)));
   case N_KL: return arena_printf(a, "KL(%s || %s)", ast_text(a, ast_kid(n, 0)), ast_text(a, ast_kid(n, 1)));
   case N_EXPECT: return arena_printf(a, "E[%s]", ast_text(a, ast_kid(n, 0)));

@@ -2,6 +2,7 @@
 #include "lower.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -59,9 +60,10 @@ static int reshape_to(Lower *L, int x, Shape s, Span at) {
 }
 
 static const char *list_text(Lower *L, const Value *list) {
-  const char *s = "";
+  size_t cap = (size_t)list->items.len * 21 + 1, n = 0;
+  char *s = arena_alloc(L->a, cap);
   for (int i = 0; i < list->items.len; i++)
-    s = arena_printf(L->a, "%s%s%lld", s, i ? "," : "", ((Value *)list->items.items[i])->i);
+    n += (size_t)snprintf(s + n, cap - n, "%s%lld", i ? "," : "", ((Value *)list->items.items[i])->i);
   return s;
 }
 

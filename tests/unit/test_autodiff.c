@@ -1,0 +1,1245 @@
+/* test_autodiff.c - the gradient rules of compiler/autodiff.c, checked
+ * numerically.  A small double-precision reference evaluator for graphs
+ * (below) gives every op the meaning graph_infer and ops.h describe: the
+ * batch axis in front of batched nodes, numpy broadcasting, matmul with its
+ * rows folded from the batch and leading axes, convolutions with stride,
+ * pad, dilation and output pad.  The tests then
+ *   (a) check gradients that are known exactly (d sum(x x) = 2x, ...),
+ *   (b) compare the gradient graph of every op that has a rule with
+ *       central finite differences of the forward value, and
+ *   (c) do the same for the first training step of models/vae.vm, lowered
+ *       through the library as vmc does, with its random draws held fixed. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "autodiff.h"
+#include "check.h"
+#include "diag.h"
+#include "graph.h"
+#include "import.h"
+#include "model.h"
+#include "resolve.h"
+#include "shape.h"
+#include "value.h"
+
+/* ------------------------------------------------------------ randomness */
+
+static unsigned long long rng_state;
+static void rng_seed(unsigned long long s) { rng_state = s * 2654435761ULL + 88172645463325252ULL; }
+static double rng_unif(void) { /* [0, 1) */
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static double rng_normal(void) {
+  double u = rng_unif(), v = rng_unif();
+  return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+/* ------------------------------------------------------------ evaluator */
+
+static const double SELU_A = 1.6732632423543772, SELU_S = 1.0507009873554805;
+
+typedef struct {
+  Graph *g;
+  int B;          /* the batch size */
+  int cap;
+  double **val;   /* per node, once computed */
+  double **fixed; /* per node: values supplied by the test (sources, draws) */
+} Ev;
+
+static long long nsize(const GNode *n, int B) { return shape_size(n->shape) * (n->batched ? B : 1); }
+
+static void ev_grow(Ev *e) {
+  int n = e->g->nodes.len;
+  if (n <= e->cap) return;
+  e->val = realloc(e->val, sizeof(double *) * (size_t)n);
+  e->fixed = realloc(e->fixed, sizeof(double *) * (size_t)n);
+  for (int i = e->cap; i < n; i++) e->val[i] = e->fixed[i] = NULL;
+  e->cap = n;
+}
+
+static void ev_init(Ev *e, Graph *g, int B) {
+  memset(e, 0, sizeof *e);
+  e->g = g;
+  e->B = B;
+  ev_grow(e);
+}
+
+/* Forget every computed value (the fixed ones stay). */
+static void ev_clear(Ev *e) {
+  ev_grow(e);
+  for (int i = 0; i < e->cap; i++) {
+    free(e->val[i]);
+    e->val[i] = NULL;
+  }
+}
+
+static void ev_free(Ev *e) {
+  ev_clear(e);
+  for (int i = 0; i < e->cap; i++) free(e->fixed[i]);
+  free(e->val);
+  free(e->fixed);
+}
+
+/* Supply a node's values; returns the buffer (owned by the evaluator). */
+static double *ev_fix(Ev *e, int id, const double *v) {
+  ev_grow(e);
+  long long n = nsize(graph_node(e->g, id), e->B);
+  free(e->fixed[id]);
+  e->fixed[id] = calloc((size_t)n, sizeof(double));
+  if (v) memcpy(e->fixed[id], v, sizeof(double) * (size_t)n);
+  return e->fixed[id];
+}
+
+/* Index in a (broadcast) input of shape si, batched ib, for flat index k
+ * of an output of shape so (batch axis in front when it has one). */
+static long long bmap(Shape so, Shape si, int ib, long long k) {
+  long long so_n = shape_size(so), b = k / so_n, r = k % so_n;
+  long long c[MAX_RANK];
+  for (int i = so.rank - 1; i >= 0; i--) {
+    c[i] = r % so.d[i];
+    r /= so.d[i];
+  }
+  long long idx = 0;
+  for (int j = 0; j < si.rank; j++) {
+    int oj = j + so.rank - si.rank;
+    idx = idx * si.d[j] + (si.d[j] == 1 ? 0 : c[oj]);
+  }
+  return (ib ? b : 0) * shape_size(si) + idx;
+}
+
+static double elu(double x) { return x > 0 ? x : expm1(x); }
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
+
+static double unary(Op op, double x, double f) {
+  switch (op) {
+  case OP_NEG: return -x;
+  case OP_EXP: return exp(x);
+  case OP_LOG: return log(x);
+  case OP_SQRT: return sqrt(x);
+  case OP_ABS: return fabs(x);
+  case OP_SQUARE: return x * x;
+  case OP_RELU: return x > 0 ? x : 0;
+  case OP_ELU: return elu(x);
+  case OP_SELU: return SELU_S * (x > 0 ? x : SELU_A * expm1(x));
+  case OP_LEAKY_RELU: return x > 0 ? x : f * x;
+  case OP_TANH: return tanh(x);
+  case OP_SIGMOID: return sigmoid(x);
+  case OP_SOFTPLUS: return softplus(x);
+  case OP_STOP_GRAD: return x;
+  case OP_STEP: return x > 0 ? 1 : 0;
+  case OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
+  case OP_D_ELU: return x > 0 ? 1 : exp(x);
+  case OP_D_SELU: return SELU_S * (x > 0 ? 1 : SELU_A * exp(x));
+  case OP_D_LEAKY_RELU: return x > 0 ? 1 : f;
+  default: ck_abort_msg("unary: %s", op_name(op)); return 0;
+  }
+}
+
+static double binary(Op op, double x, double y) {
+  switch (op) {
+  case OP_ADD: return x + y;
+  case OP_SUB: return x - y;
+  case OP_MUL: return x * y;
+  case OP_DIV: return x / y;
+  default: ck_abort_msg("binary: %s", op_name(op)); return 0;
+  }
+}
+
+static const double *ev(Ev *e, int id);
+
+/* conv2d y[o,i,j] = sum x[c, i s - p + u dl, j s - p + v dl] W[o,c,u,v];
+ * conv2d_transpose scatters the other way, W [c, o, kh, kw]. */
+static void conv(const GNode *n, const GNode *xn, const double *x, const double *w, const Shape ws, double *y, int B) {
+  long long s = n->i[0], p = n->i[1], dl = n->i[2];
+  int t = n->op == OP_CONV2D_T;
+  long long C = xn->shape.d[0], H = xn->shape.d[1], W = xn->shape.d[2];
+  long long O = n->shape.d[0], OH = n->shape.d[1], OW = n->shape.d[2], KH = ws.d[2], KW = ws.d[3];
+  int nb = xn->batched ? B : 1;
+  for (int b = 0; b < nb; b++) {
+    const double *xb = x + b * C * H * W;
+    double *yb = y + b * O * OH * OW;
+    if (!t) {
+      for (long long o = 0; o < O; o++)
+        for (long long i = 0; i < OH; i++)
+          for (long long j = 0; j < OW; j++) {
+            double acc = 0;
+            for (long long c = 0; c < C; c++)
+              for (long long u = 0; u < KH; u++)
+                for (long long v = 0; v < KW; v++) {
+                  long long hi = i * s - p + u * dl, wi = j * s - p + v * dl;
+                  if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+                  acc += xb[(c * H + hi) * W + wi] * w[((o * C + c) * KH + u) * KW + v];
+                }
+            yb[(o * OH + i) * OW + j] = acc;
+          }
+    } else {
+      for (long long c = 0; c < C; c++)
+        for (long long i = 0; i < H; i++)
+          for (long long j = 0; j < W; j++)
+            for (long long o = 0; o < O; o++)
+              for (long long u = 0; u < KH; u++)
+                for (long long v = 0; v < KW; v++) {
+                  long long ho = i * s - p + u * dl, wo = j * s - p + v * dl;
+                  if (ho < 0 || ho >= OH || wo < 0 || wo >= OW) continue;
+                  yb[(o * OH + ho) * OW + wo] += xb[(c * H + i) * W + j] * w[((c * O + o) * KH + u) * KW + v];
+                }
+    }
+  }
+}
+
+/* The kernel gradients: x is the op's input, dy its output's gradient. */
+static void conv_dw(const GNode *n, const GNode *xn, const double *x, const GNode *dn, const double *dy, double *dw, int B) {
+  long long s = n->i[0], p = n->i[1], dl = n->i[2];
+  int t = n->op == OP_CONV2D_T_DW;
+  long long C = xn->shape.d[0], H = xn->shape.d[1], W = xn->shape.d[2];
+  long long O = dn->shape.d[0], OH = dn->shape.d[1], OW = dn->shape.d[2];
+  long long KH = n->shape.d[2], KW = n->shape.d[3];
+  int nb = xn->batched || dn->batched ? B : 1;
+  for (int b = 0; b < nb; b++) {
+    const double *xb = x + (xn->batched ? b : 0) * C * H * W;
+    const double *db = dy + (dn->batched ? b : 0) * O * OH * OW;
+    if (!t) { /* dW[o,c,u,v] += x[c, i s - p + u dl, ...] dy[o,i,j] */
+      for (long long o = 0; o < O; o++)
+        for (long long c = 0; c < C; c++)
+          for (long long u = 0; u < KH; u++)
+            for (long long v = 0; v < KW; v++)
+              for (long long i = 0; i < OH; i++)
+                for (long long j = 0; j < OW; j++) {
+                  long long hi = i * s - p + u * dl, wi = j * s - p + v * dl;
+                  if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+                  dw[((o * C + c) * KH + u) * KW + v] += xb[(c * H + hi) * W + wi] * db[(o * OH + i) * OW + j];
+                }
+    } else { /* dW[c,o,u,v] += x[c,i,j] dy[o, i s - p + u dl, ...] */
+      for (long long c = 0; c < C; c++)
+        for (long long o = 0; o < O; o++)
+          for (long long u = 0; u < KH; u++)
+            for (long long v = 0; v < KW; v++)
+              for (long long i = 0; i < H; i++)
+                for (long long j = 0; j < W; j++) {
+                  long long ho = i * s - p + u * dl, wo = j * s - p + v * dl;
+                  if (ho < 0 || ho >= OH || wo < 0 || wo >= OW) continue;
+                  dw[((c * O + o) * KH + u) * KW + v] += xb[(c * H + i) * W + j] * db[(o * OH + ho) * OW + wo];
+                }
+    }
+  }
+}
+
+/* [pre, axis, post] sizes of a shape around an axis */
+static void split_axis(Shape s, int axis, long long *pre, long long *mid, long long *post) {
+  *pre = *post = 1;
+  for (int i = 0; i < axis; i++) *pre *= s.d[i];
+  *mid = s.d[axis];
+  for (int i = axis + 1; i < s.rank; i++) *post *= s.d[i];
+}
+
+static double *compute(Ev *e, const GNode *n) {
+  int B = e->B;
+  long long size = nsize(n, B), per = shape_size(n->shape);
+  double *y = calloc((size_t)(size ? size : 1), sizeof(double));
+  const GNode *a = n->nin > 0 ? graph_node(e->g, n->in[0]) : NULL;
+  const GNode *b = n->nin > 1 ? graph_node(e->g, n->in[1]) : NULL;
+  const double *A = a ? ev(e, a->id) : NULL, *Bv = b ? ev(e, b->id) : NULL;
+  int nb = n->batched ? B : 1;
+  if (op_is_elementwise(n->op)) {
+    for (long long k = 0; k < size; k++) {
+      double x = A[bmap(n->shape, a->shape, a->batched, k)];
+      y[k] = b ? binary(n->op, x, Bv[bmap(n->shape, b->shape, b->batched, k)]) : unary(n->op, x, n->f);
+    }
+    return y;
+  }
+  switch (n->op) {
+  case OP_CONST:
+    y[0] = n->f;
+    break;
+  case OP_FILL:
+    for (long long k = 0; k < size; k++) y[k] = n->f;
+    break;
+  case OP_BATCH_SIZE:
+    y[0] = B;
+    break;
+  case OP_MATMUL: {
+    long long acols = a->shape.d[a->shape.rank - 1];
+    long long arows = nsize(a, B) / acols;
+    if (!n->i[0]) {
+      int tb = (int)n->i[1];
+      long long bn = tb ? b->shape.d[1] : b->shape.d[0], m = tb ? b->shape.d[0] : b->shape.d[1];
+      for (long long r = 0; r < arows; r++)
+        for (long long j = 0; j < m; j++) {
+          double acc = 0;
+          for (long long k = 0; k < bn; k++) acc += A[r * acols + k] * (tb ? Bv[j * bn + k] : Bv[k * m + j]);
+          y[r * m + j] = acc;
+        }
+    } else {
+      long long m = b->shape.d[b->shape.rank - 1];
+      for (long long r = 0; r < arows; r++)
+        for (long long i = 0; i < acols; i++)
+          for (long long j = 0; j < m; j++) y[i * m + j] += A[r * acols + i] * Bv[r * m + j];
+    }
+    break;
+  }
+  case OP_SUM: {
+    long long an = shape_size(a->shape);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long k = 0; k < an; k++) y[bb] += A[bb * an + k];
+    break;
+  }
+  case OP_SUM_AXIS: {
+    long long pre, mid, post;
+    split_axis(a->shape, (int)n->i[0], &pre, &mid, &post);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long i = 0; i < pre; i++)
+        for (long long m = 0; m < mid; m++)
+          for (long long j = 0; j < post; j++) y[bb * per + i * post + j] += A[bb * pre * mid * post + (i * mid + m) * post + j];
+    break;
+  }
+  case OP_LOGSUMEXP:
+  case OP_SOFTMAX: {
+    long long K = a->shape.d[0], post = shape_size(a->shape) / K;
+    for (int bb = 0; bb < nb; bb++) {
+      const double *x = A + bb * K * post;
+      for (long long j = 0; j < post; j++) {
+        double mx = -INFINITY, s = 0;
+        for (long long k = 0; k < K; k++) mx = fmax(mx, x[k * post + j]);
+        for (long long k = 0; k < K; k++) s += exp(x[k * post + j] - mx);
+        if (n->op == OP_LOGSUMEXP)
+          y[bb * post + j] = mx + log(s);
+        else
+          for (long long k = 0; k < K; k++) y[bb * K * post + k * post + j] = exp(x[k * post + j] - mx) / s;
+      }
+    }
+    break;
+  }
+  case OP_REDUCE_TO:
+    for (long long k = 0; k < nsize(a, B); k++) y[bmap(a->shape, n->shape, n->batched, k)] += A[k];
+    break;
+  case OP_EXPAND:
+    for (long long k = 0; k < size; k++) y[k] = A[bmap(n->shape, a->shape, a->batched, k)];
+    break;
+  case OP_BATCH_MEAN: /* the mean over the batch; an unbatched value is its own mean */
+    if (!a->batched) {
+      memcpy(y, A, sizeof(double) * (size_t)per);
+      break;
+    }
+    for (int bb = 0; bb < B; bb++)
+      for (long long k = 0; k < per; k++) y[k] += A[bb * per + k] / B;
+    break;
+  case OP_RESHAPE:
+    memcpy(y, A, sizeof(double) * (size_t)size);
+    break;
+  case OP_CONCAT: {
+    int axis = (int)n->i[0];
+    long long pre, mid, post, off = 0;
+    split_axis(n->shape, axis, &pre, &mid, &post);
+    for (int k = 0; k < n->nin; k++) {
+      const GNode *x = graph_node(e->g, n->in[k]);
+      const double *X = ev(e, x->id);
+      long long xm = x->shape.d[axis];
+      for (int bb = 0; bb < nb; bb++)
+        for (long long i = 0; i < pre; i++)
+          for (long long m = 0; m < xm; m++)
+            for (long long j = 0; j < post; j++)
+              y[bb * per + (i * mid + off + m) * post + j] = X[(x->batched ? bb : 0) * pre * xm * post + (i * xm + m) * post + j];
+      off += xm;
+    }
+    break;
+  }
+  case OP_SLICE: {
+    int axis = (int)n->i[0];
+    long long pre, mid, post, am = a->shape.d[axis];
+    split_axis(n->shape, axis, &pre, &mid, &post);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long i = 0; i < pre; i++)
+        for (long long m = 0; m < mid; m++)
+          for (long long j = 0; j < post; j++)
+            y[bb * per + (i * mid + m) * post + j] = A[bb * pre * am * post + (i * am + n->i[1] + m) * post + j];
+    break;
+  }
+  case OP_CONV2D:
+  case OP_CONV2D_T:
+    conv(n, a, A, Bv, b->shape, y, B);
+    break;
+  case OP_CONV2D_DW:
+  case OP_CONV2D_T_DW:
+    conv_dw(n, a, A, b, Bv, y, B);
+    break;
+  case OP_EMBED: { /* table [K, D], codes [...] -> [D, ...] */
+    long long D = a->shape.d[1], rest = shape_size(b->shape);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long j = 0; j < D; j++)
+        for (long long r = 0; r < rest; r++) {
+          long long c = (long long)Bv[(b->batched ? bb : 0) * rest + r];
+          y[bb * per + j * rest + r] = A[(a->batched ? bb : 0) * shape_size(a->shape) + c * D + j];
+        }
+    break;
+  }
+  case OP_EMBED_DW: { /* dy [D, ...], codes -> [K, D] */
+    long long D = n->shape.d[1], rest = shape_size(b->shape);
+    int mb = a->batched || b->batched ? B : 1;
+    for (int bb = 0; bb < mb; bb++)
+      for (long long j = 0; j < D; j++)
+        for (long long r = 0; r < rest; r++) {
+          long long c = (long long)Bv[(b->batched ? bb : 0) * rest + r];
+          y[c * D + j] += A[(a->batched ? bb : 0) * D * rest + j * rest + r];
+        }
+    break;
+  }
+  case OP_ONEHOT: {
+    long long rest = shape_size(a->shape);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long r = 0; r < rest; r++) y[bb * per + (long long)A[bb * rest + r] * rest + r] = 1;
+    break;
+  }
+  case OP_PICK: { /* x [K, ...], codes [...] */
+    long long rest = per, K = a->shape.d[0];
+    for (int bb = 0; bb < nb; bb++)
+      for (long long r = 0; r < rest; r++) {
+        long long c = (long long)Bv[(b->batched ? bb : 0) * rest + r];
+        y[bb * rest + r] = A[(a->batched ? bb : 0) * K * rest + c * rest + r];
+      }
+    break;
+  }
+  case OP_PICK_DX: { /* dy [...], codes -> [K, ...] */
+    long long rest = shape_size(b->shape);
+    for (int bb = 0; bb < nb; bb++)
+      for (long long r = 0; r < rest; r++) {
+        long long c = (long long)Bv[(b->batched ? bb : 0) * rest + r];
+        y[bb * per + c * rest + r] = A[(a->batched ? bb : 0) * rest + r];
+      }
+    break;
+  }
+  case OP_NEAREST: { /* z [D, ...], codebook [K, D] */
+    long long D = a->shape.d[0], K = b->shape.d[0], rest = per;
+    for (int bb = 0; bb < nb; bb++)
+      for (long long r = 0; r < rest; r++) {
+        double best = INFINITY;
+        for (long long k = 0; k < K; k++) {
+          double d2 = 0;
+          for (long long j = 0; j < D; j++) {
+            double t = A[bb * D * rest + j * rest + r] - Bv[k * D + j];
+            d2 += t * t;
+          }
+          if (d2 < best) best = d2, y[bb * rest + r] = (double)k;
+        }
+      }
+    break;
+  }
+  default:
+    ck_abort_msg("the evaluator has no value for %s (node %d): supply it", op_name(n->op), n->id);
+  }
+  return y;
+}
+
+static const double *ev(Ev *e, int id) {
+  ev_grow(e);
+  if (e->fixed[id]) return e->fixed[id];
+  if (!e->val[id]) e->val[id] = compute(e, graph_node(e->g, id));
+  return e->val[id];
+}
+
+/* --------------------------------------------------------- test harness */
+
+typedef struct {
+  Arena *a;
+  Diag d;
+  Graph *g;
+  Ev e;
+} T;
+
+static T *t_new(int B) {
+  T *t = calloc(1, sizeof *t);
+  t->a = arena_new();
+  diag_init(&t->d, stderr);
+  t->g = graph_new(t->a, "test");
+  ev_init(&t->e, t->g, B);
+  return t;
+}
+
+static void t_free(T *t) {
+  ev_free(&t->e);
+  diag_free(&t->d);
+  arena_free(t->a);
+  free(t);
+}
+
+static Shape S(int rank, long long d0, long long d1, long long d2, long long d3) {
+  long long d[4] = {d0, d1, d2, d3};
+  return shape_of(rank, d);
+}
+#define S0 shape_scalar()
+#define S1(a) S(1, a, 0, 0, 0)
+#define S2(a, b) S(2, a, b, 0, 0)
+#define S3(a, b, c) S(3, a, b, c, 0)
+#define S4(a, b, c, d) S(4, a, b, c, d)
+
+enum { R_NORMAL, R_AWAY, R_POS, R_BITS };
+
+/* A source with random values: R_NORMAL, R_AWAY (|x| in [0.2, 1.2], away
+ * from kinks), R_POS (in [0.5, 2]), R_BITS (0 or 1). */
+static int src(T *t, Op op, Shape s, int batched, int kind) {
+  int id = graph_source(t->g, op, s, batched, span_none, op == OP_PARAM ? "w" : "x");
+  ck_assert_int_ge(id, 0);
+  double *v = ev_fix(&t->e, id, NULL);
+  for (long long k = 0; k < nsize(graph_node(t->g, id), t->e.B); k++) {
+    double u = rng_unif();
+    v[k] = kind == R_NORMAL ? rng_normal()
+         : kind == R_AWAY   ? (u < 0.5 ? -1 : 1) * (0.2 + rng_unif())
+         : kind == R_POS    ? 0.5 + 1.5 * u
+                            : (double)(u < 0.5);
+  }
+  return id;
+}
+
+static int codes(T *t, Shape s, int batched, int classes) {
+  GNode *n = graph_begin(t->g, OP_INPUT, NULL, 0, span_none, "c");
+  n->shape = s;
+  n->batched = batched;
+  n->classes = classes;
+  int id = graph_end(t->g, n);
+  ck_assert_int_ge(id, 0);
+  double *v = ev_fix(&t->e, id, NULL);
+  for (long long k = 0; k < nsize(n, t->e.B); k++) v[k] = (double)(k % classes == 0 ? 0 : (long long)(rng_unif() * classes));
+  return id;
+}
+
+static int op1(T *t, Op op, int x) {
+  int id = graph_add(t->g, op, &x, 1, span_none, NULL);
+  ck_assert_msg(id >= 0, "%s rejected", op_name(op));
+  return id;
+}
+static int op2(T *t, Op op, int x, int y) {
+  int in[2] = {x, y};
+  int id = graph_add(t->g, op, in, 2, span_none, NULL);
+  ck_assert_msg(id >= 0, "%s rejected", op_name(op));
+  return id;
+}
+static int opf(T *t, Op op, int x, double f) {
+  GNode *n = graph_begin(t->g, op, &x, 1, span_none, NULL);
+  n->f = f;
+  int id = graph_end(t->g, n);
+  ck_assert_int_ge(id, 0);
+  return id;
+}
+static int opi(T *t, Op op, const int *in, int nin, long long i0, long long i1, long long i2, long long i3) {
+  GNode *n = graph_begin(t->g, op, in, nin, span_none, NULL);
+  n->i[0] = i0, n->i[1] = i1, n->i[2] = i2, n->i[3] = i3;
+  int id = graph_end(t->g, n);
+  ck_assert_msg(id >= 0, "%s rejected", op_name(op));
+  return id;
+}
+static int shaped(T *t, Op op, int x, Shape s, int batched) {
+  GNode *n = graph_begin(t->g, op, &x, 1, span_none, NULL);
+  n->shape = s;
+  n->batched = batched;
+  int id = graph_end(t->g, n);
+  ck_assert_msg(id >= 0, "%s rejected", op_name(op));
+  return id;
+}
+
+/* A scalar objective sum(y * r) with r fixed and random, averaged over the
+ * batch when y is batched: every element of y gets its own weight. */
+static int objective(T *t, int y) {
+  const GNode *n = graph_node(t->g, y);
+  int r = src(t, OP_INPUT, n->shape, n->batched, R_NORMAL);
+  int s = op1(t, OP_SUM, op2(t, OP_MUL, y, r));
+  return graph_node(t->g, s)->batched ? op1(t, OP_BATCH_MEAN, s) : s;
+}
+
+static int grad_of(T *t, int of, int x) {
+  int gr = -2;
+  ck_assert_msg(autodiff(t->g, &t->d, of, &x, 1, &gr, "test"), "autodiff failed");
+  return gr;
+}
+
+static double value_of(T *t, int of) {
+  ev_clear(&t->e);
+  return ev(&t->e, of)[0];
+}
+
+static int close_to(double x, double y, double rel) { return fabs(x - y) <= rel * fmax(1.0, fmax(fabs(x), fabs(y))); }
+
+/* Compares the gradient graph of `of` in each wrt node with central
+ * differences of its value. */
+static void fd_check(T *t, int of, const int *wrt, int nwrt, const char *what) {
+  int grads[16];
+  ck_assert_int_le(nwrt, 16);
+  ck_assert_msg(autodiff(t->g, &t->d, of, wrt, nwrt, grads, "test"), "%s: autodiff failed", what);
+  ck_assert_int_eq(graph_node(t->g, of)->shape.rank, 0);
+  ck_assert(!graph_node(t->g, of)->batched);
+  for (int w = 0; w < nwrt; w++) {
+    const GNode *x = graph_node(t->g, wrt[w]);
+    long long n = nsize(x, t->e.B);
+    ck_assert_msg(grads[w] >= 0, "%s: no gradient for input %d", what, w);
+    const GNode *gn = graph_node(t->g, grads[w]);
+    ck_assert_msg(shape_eq(gn->shape, x->shape) && gn->batched == x->batched,
+                  "%s: the gradient of input %d has the wrong shape or batch flag", what, w);
+    ev_clear(&t->e);
+    double *ana = malloc(sizeof(double) * (size_t)n);
+    memcpy(ana, ev(&t->e, grads[w]), sizeof(double) * (size_t)n);
+    double *v = t->e.fixed[wrt[w]];
+    ck_assert_ptr_nonnull(v);
+    for (long long k = 0; k < n; k++) {
+      double x0 = v[k], h = 1e-5 * fmax(1.0, fabs(x0));
+      v[k] = x0 + h;
+      double fp = value_of(t, of);
+      v[k] = x0 - h;
+      double fm = value_of(t, of);
+      v[k] = x0;
+      double fd = (fp - fm) / (2 * h);
+      ck_assert_msg(close_to(ana[k], fd, 1e-6), "%s: d/d input%d[%lld]: autodiff %.12g, finite differences %.12g",
+                    what, w, k, ana[k], fd);
+    }
+    free(ana);
+  }
+}
+
+/* The common case: one op's output weighted and summed, checked in its inputs. */
+static void fd_op(T *t, int y, const int *wrt, int nwrt, const char *what) { fd_check(t, objective(t, y), wrt, nwrt, what); }
+
+/* ------------------------------------------------- (a) exact gradients */
+
+START_TEST(exact_sum_of_squares) { /* d sum(x x) / dx = 2x exactly, batched and not */
+  for (int batched = 0; batched < 2; batched++) {
+    T *t = t_new(3);
+    rng_seed(1);
+    int x = src(t, OP_INPUT, S2(2, 3), batched, R_NORMAL);
+    int f = op1(t, OP_SUM, op2(t, OP_MUL, x, x));
+    if (batched) f = op2(t, OP_MUL, op1(t, OP_BATCH_MEAN, f), graph_source(t->g, OP_BATCH_SIZE, S0, 0, span_none, NULL));
+    int gr = grad_of(t, f, x);
+    ck_assert_int_ge(gr, 0);
+    const double *xv = ev(&t->e, x), *gv = ev(&t->e, gr);
+    for (long long k = 0; k < nsize(graph_node(t->g, x), 3); k++) ck_assert_double_eq(gv[k], 2 * xv[k]);
+    t_free(t);
+  }
+}
+END_TEST
+
+START_TEST(exact_matmul_outer_product) { /* f = sum(x @ W): dW[i, j] = sum over the batch of x[i] */
+  T *t = t_new(3);
+  rng_seed(2);
+  int x = src(t, OP_INPUT, S1(3), 0, R_NORMAL);
+  int W = src(t, OP_PARAM, S2(3, 4), 0, R_NORMAL);
+  int f = op1(t, OP_SUM, op2(t, OP_MATMUL, x, W));
+  int gr = grad_of(t, f, W);
+  const double *xv = ev(&t->e, x), *gv = ev(&t->e, gr);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 4; j++) ck_assert_double_eq(gv[i * 4 + j], xv[i]);
+  /* with a weight per output, dW = x^T dy, the outer product */
+  T *u = t_new(2);
+  int xb = src(u, OP_INPUT, S1(3), 1, R_NORMAL);
+  int Wb = src(u, OP_PARAM, S2(3, 4), 0, R_NORMAL);
+  int r = src(u, OP_INPUT, S1(4), 1, R_NORMAL);
+  int y = op2(u, OP_MATMUL, xb, Wb);
+  int fb = op1(u, OP_BATCH_MEAN, op1(u, OP_SUM, op2(u, OP_MUL, y, r)));
+  int gb = grad_of(u, fb, Wb);
+  const double *X = ev(&u->e, xb), *R = ev(&u->e, r), *G = ev(&u->e, gb);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 4; j++) ck_assert(close_to(G[i * 4 + j], (X[i] * R[j] + X[3 + i] * R[4 + j]) / 2, 1e-15));
+  t_free(u);
+  t_free(t);
+}
+END_TEST
+
+START_TEST(exact_broadcast_counts) { /* sum(a + b): the broadcast operand's gradient is how often it was used */
+  T *t = t_new(5);
+  rng_seed(3);
+  int a = src(t, OP_INPUT, S2(2, 3), 1, R_NORMAL);
+  int b = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
+  int c = src(t, OP_PARAM, S2(2, 1), 0, R_NORMAL);
+  int s = src(t, OP_PARAM, S0, 0, R_NORMAL);
+  int y = op2(t, OP_ADD, op2(t, OP_ADD, op2(t, OP_ADD, a, b), c), s);
+  int f = op1(t, OP_SUM, y); /* batched: summed over the batch by matmul-free means below */
+  int total = graph_source(t->g, OP_BATCH_SIZE, S0, 0, span_none, NULL);
+  f = op2(t, OP_MUL, op1(t, OP_BATCH_MEAN, f), total); /* sum over the batch */
+  int wrt[4] = {a, b, c, s}, g[4];
+  ck_assert(autodiff(t->g, &t->d, f, wrt, 4, g, "test"));
+  const double *ga = ev(&t->e, g[0]), *gb = ev(&t->e, g[1]), *gc = ev(&t->e, g[2]), *gs = ev(&t->e, g[3]);
+  for (int k = 0; k < 30; k++) ck_assert(close_to(ga[k], 1, 1e-15));
+  for (int k = 0; k < 3; k++) ck_assert(close_to(gb[k], 2 * 5, 1e-15));
+  for (int k = 0; k < 2; k++) ck_assert(close_to(gc[k], 3 * 5, 1e-15));
+  ck_assert(close_to(gs[0], 6 * 5, 1e-15));
+  t_free(t);
+}
+END_TEST
+
+START_TEST(exact_batch_mean) { /* d batch_mean(x) / dx = 1/B */
+  T *t = t_new(4);
+  rng_seed(4);
+  int x = src(t, OP_INPUT, S0, 1, R_NORMAL);
+  int gr = grad_of(t, op1(t, OP_BATCH_MEAN, x), x);
+  const double *gv = ev(&t->e, gr);
+  for (int k = 0; k < 4; k++) ck_assert_double_eq(gv[k], 0.25);
+  t_free(t);
+}
+END_TEST
+
+START_TEST(batch_mean_of_unbatched) {
+  /* A loss that does not depend on the data (a pure regularizer) is
+   * unbatched; its batch mean is itself, so the gradient is 1, not 1/B. */
+  T *t = t_new(4);
+  rng_seed(5);
+  int w = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
+  int f = op1(t, OP_BATCH_MEAN, op1(t, OP_SUM, op1(t, OP_SQUARE, w)));
+  int gr = grad_of(t, f, w);
+  const double *wv = ev(&t->e, w), *gv = ev(&t->e, gr);
+  for (int k = 0; k < 3; k++)
+    ck_assert_msg(close_to(gv[k], 2 * wv[k], 1e-12), "d batch_mean(sum(w^2))/dw[%d] = %g, expected 2w = %g", k, gv[k], 2 * wv[k]);
+  t_free(t);
+}
+END_TEST
+
+START_TEST(exact_stop_grad) {
+  T *t = t_new(2);
+  rng_seed(6);
+  int x = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
+  int y = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
+  /* f = sum(sg(x) * y + square(sg(x))): nothing reaches x */
+  int sx = op1(t, OP_STOP_GRAD, x);
+  int f = op1(t, OP_SUM, op2(t, OP_ADD, op2(t, OP_MUL, sx, y), op1(t, OP_SQUARE, sx)));
+  int wrt[2] = {x, y}, g[2];
+  ck_assert(autodiff(t->g, &t->d, f, wrt, 2, g, "test"));
+  ck_assert_int_eq(g[0], -1);
+  ck_assert_int_ge(g[1], 0);
+  const double *xv = ev(&t->e, x), *gy = ev(&t->e, g[1]);
+  for (int k = 0; k < 3; k++) ck_assert_double_eq(gy[k], xv[k]);
+  /* x both through stop_grad and directly: only the direct use counts */
+  int f2 = op1(t, OP_SUM, op2(t, OP_MUL, sx, x));
+  int g2 = grad_of(t, f2, x);
+  ev_clear(&t->e);
+  const double *gx = ev(&t->e, g2);
+  for (int k = 0; k < 3; k++) ck_assert_double_eq(gx[k], xv[k]);
+  t_free(t);
+}
+END_TEST
+
+START_TEST(exact_used_twice) { /* f = sum(x * c + exp(x)) + sum(x): gradients of each use are summed */
+  T *t = t_new(2);
+  rng_seed(7);
+  int x = src(t, OP_PARAM, S1(4), 0, R_NORMAL);
+  int c = src(t, OP_PARAM, S1(4), 0, R_NORMAL);
+  int f = op2(t, OP_ADD, op1(t, OP_SUM, op2(t, OP_ADD, op2(t, OP_MUL, x, c), op1(t, OP_EXP, x))), op1(t, OP_SUM, x));
+  int gr = grad_of(t, f, x);
+  const double *xv = ev(&t->e, x), *cv = ev(&t->e, c), *gv = ev(&t->e, gr);
+  for (int k = 0; k < 4; k++) ck_assert(close_to(gv[k], cv[k] + exp(xv[k]) + 1, 1e-15));
+  t_free(t);
+}
+END_TEST
+
+START_TEST(exact_skips_what_does_not_depend) {
+  T *t = t_new(2);
+  rng_seed(8);
+  int x = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
+  int u = src(t, OP_PARAM, S1(3), 0, R_NORMAL); /* not used by f */
+  int k = codes(t, S1(3), 1, 4);                /* integer codes: never differentiated */
+  int table = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
+  int e = op2(t, OP_EMBED, table, k);
+  int f = op1(t, OP_BATCH_MEAN, op1(t, OP_SUM, op2(t, OP_MUL, op1(t, OP_SUM_AXIS, e), x)));
+  int before = t->g->nodes.len;
+  int wrt[3] = {x, u, k}, g[3];
+  ck_assert(autodiff(t->g, &t->d, f, wrt, 3, g, "test"));
+  ck_assert_int_ge(g[0], 0);
+  ck_assert_int_eq(g[1], -1);
+  ck_assert_int_eq(g[2], -1);
+  /* nothing is built for the table, which was not asked for */
+  for (int i = before; i < t->g->nodes.len; i++) ck_assert_int_ne(graph_node(t->g, i)->op, OP_EMBED_DW);
+  t_free(t);
+}
+END_TEST
+
+START_TEST(straight_through_bernoulli) { /* estimator straight_through: d sample / d logits = sigmoid'(logits) */
+  T *t = t_new(3);
+  rng_seed(9);
+  int l = src(t, OP_INPUT, S1(4), 1, R_NORMAL);
+  GNode *n = graph_begin(t->g, OP_SAMPLE_BERNOULLI, &l, 1, span_none, NULL);
+  n->i[1] = 1;
+  int s = graph_end(t->g, n);
+  ev_fix(&t->e, s, NULL); /* the draw itself does not matter */
+  int r = src(t, OP_INPUT, S1(4), 1, R_NORMAL);
+  int f = op1(t, OP_BATCH_MEAN, op1(t, OP_SUM, op2(t, OP_MUL, s, r)));
+  int gr = grad_of(t, f, l);
+  const double *lv = ev(&t->e, l), *rv = ev(&t->e, r), *gv = ev(&t->e, gr);
+  for (int k = 0; k < 12; k++) {
+    double sg = sigmoid(lv[k]);
+    ck_assert(close_to(gv[k], rv[k] * sg * (1 - sg) / 3, 1e-14));
+  }
+  /* without an estimator: an error, not a gradient */
+  T *u = t_new(3);
+  FILE *sink = fopen("/dev/null", "w");
+  u->d.out = sink;
+  int l2 = src(u, OP_INPUT, S1(4), 1, R_NORMAL);
+  int s2 = op1(u, OP_SAMPLE_BERNOULLI, l2);
+  int f2 = op1(u, OP_BATCH_MEAN, op1(u, OP_SUM, s2));
+  int g2;
+  ck_assert(!autodiff(u->g, &u->d, f2, &l2, 1, &g2, "test"));
+  ck_assert_int_ge(diag_errors(&u->d), 1);
+  fclose(sink);
+  u->d.out = stderr;
+  t_free(u);
+  t_free(t);
+}
+END_TEST
+
+/* ------------------------------------- (b) finite differences, per op */
+
+START_TEST(fd_unary) {
+  static const Op ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_ABS, OP_SQUARE, OP_RELU, OP_ELU,
+                           OP_SELU, OP_LEAKY_RELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS};
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    for (int batched = 0; batched < 2; batched++) {
+      T *t = t_new(2);
+      rng_seed(100 + i);
+      int pos = ops[i] == OP_LOG || ops[i] == OP_SQRT;
+      int x = src(t, batched ? OP_INPUT : OP_PARAM, S2(2, 3), batched, pos ? R_POS : R_AWAY);
+      int y = opf(t, ops[i], x, ops[i] == OP_LEAKY_RELU ? 0.2 : 0);
+      char what[64];
+      snprintf(what, sizeof what, "%s (%s)", op_name(ops[i]), batched ? "batched" : "unbatched");
+      fd_op(t, y, &x, 1, what);
+      t_free(t);
+    }
+}
+END_TEST
+
+START_TEST(fd_binary_broadcast) {
+  static const Op ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV};
+  struct { Shape a; int ab; Shape b; int bb; } cases[] = {
+      {S2(2, 3), 1, S2(2, 3), 1}, {S2(2, 3), 1, S1(3), 0},    {S2(2, 1), 0, S2(1, 3), 1},
+      {S0, 1, S2(2, 3), 1},       {S2(2, 3), 0, S0, 0},       {S1(3), 0, S2(2, 3), 0},
+      {S2(2, 3), 0, S0, 1},       {S3(2, 1, 3), 1, S2(4, 1), 0},
+  };
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+      T *t = t_new(2);
+      rng_seed(200 + 10 * i + c);
+      int a = src(t, cases[c].ab ? OP_INPUT : OP_PARAM, cases[c].a, cases[c].ab, R_AWAY);
+      int b = src(t, cases[c].bb ? OP_INPUT : OP_PARAM, cases[c].b, cases[c].bb, ops[i] == OP_DIV ? R_POS : R_AWAY);
+      int wrt[2] = {a, b};
+      char what[64];
+      snprintf(what, sizeof what, "%s case %zu", op_name(ops[i]), c);
+      fd_op(t, op2(t, ops[i], a, b), wrt, 2, what);
+      t_free(t);
+    }
+  /* one node as both operands */
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    T *t = t_new(2);
+    rng_seed(250 + i);
+    int a = src(t, OP_INPUT, S1(3), 1, R_POS);
+    fd_op(t, op2(t, ops[i], a, a), &a, 1, op_name(ops[i]));
+    t_free(t);
+  }
+}
+END_TEST
+
+static void matmul_case(int ta, int tb, Shape as, int ab, Shape bs, int bb, int seed) {
+  T *t = t_new(3);
+  rng_seed((unsigned long long)seed);
+  int a = src(t, ab ? OP_INPUT : OP_PARAM, as, ab, R_NORMAL);
+  int b = src(t, bb ? OP_INPUT : OP_PARAM, bs, bb, R_NORMAL);
+  int in[2] = {a, b}, wrt[2] = {a, b};
+  int y = opi(t, OP_MATMUL, in, 2, ta, tb, 0, 0);
+  char what[64];
+  snprintf(what, sizeof what, "matmul ta=%d tb=%d (seed %d)", ta, tb, seed);
+  fd_op(t, y, wrt, 2, what);
+  t_free(t);
+}
+
+START_TEST(fd_matmul) {
+  matmul_case(0, 0, S1(3), 1, S2(3, 4), 0, 300);          /* x @ W */
+  matmul_case(0, 0, S2(2, 3), 1, S2(3, 4), 0, 301);       /* leading axis folded into rows */
+  matmul_case(0, 0, S1(3), 0, S2(3, 4), 0, 302);          /* unbatched vector */
+  matmul_case(0, 0, S2(2, 3), 0, S2(3, 4), 0, 303);       /* unbatched matrix */
+  matmul_case(0, 1, S1(3), 1, S2(4, 3), 0, 304);          /* x @ W^T */
+  matmul_case(0, 1, S3(2, 2, 3), 1, S2(4, 3), 0, 305);
+  matmul_case(1, 0, S1(3), 1, S1(4), 1, 306);             /* x^T y over the batch */
+  matmul_case(1, 0, S2(2, 3), 1, S2(2, 4), 1, 307);
+  matmul_case(1, 0, S2(5, 3), 0, S2(5, 4), 0, 308);       /* unbatched a^T b */
+}
+END_TEST
+
+START_TEST(fd_reductions) {
+  for (int batched = 0; batched < 2; batched++) {
+    T *t = t_new(2);
+    rng_seed(400 + batched);
+    int x = src(t, batched ? OP_INPUT : OP_PARAM, S3(2, 3, 4), batched, R_NORMAL);
+    fd_op(t, op1(t, OP_SUM, x), &x, 1, "sum");
+    for (int axis = 0; axis < 3; axis++) {
+      int y = opi(t, OP_SUM_AXIS, &x, 1, axis, 0, 0, 0);
+      char what[32];
+      snprintf(what, sizeof what, "sum_axis %d", axis);
+      fd_op(t, y, &x, 1, what);
+    }
+    fd_op(t, op1(t, OP_LOGSUMEXP, x), &x, 1, "logsumexp [2, 3, 4]");
+    fd_op(t, op1(t, OP_SOFTMAX, x), &x, 1, "softmax [2, 3, 4]");
+    int v = src(t, batched ? OP_INPUT : OP_PARAM, S1(5), batched, R_NORMAL);
+    fd_op(t, op1(t, OP_LOGSUMEXP, v), &v, 1, "logsumexp [5]");
+    fd_op(t, op1(t, OP_SOFTMAX, v), &v, 1, "softmax [5]");
+    t_free(t);
+  }
+}
+END_TEST
+
+START_TEST(fd_reduce_expand_batch) {
+  struct { Shape from; int fb; Shape to; int tb; } r[] = {
+      {S2(2, 3), 1, S1(3), 0}, {S2(2, 3), 1, S2(1, 3), 1}, {S2(2, 3), 1, S0, 0}, {S2(2, 3), 0, S2(2, 1), 0}, {S2(2, 3), 1, S2(2, 3), 0},
+  };
+  for (size_t c = 0; c < sizeof r / sizeof *r; c++) {
+    T *t = t_new(3);
+    rng_seed(500 + c);
+    int x = src(t, r[c].fb ? OP_INPUT : OP_PARAM, r[c].from, r[c].fb, R_NORMAL);
+    fd_op(t, shaped(t, OP_REDUCE_TO, x, r[c].to, r[c].tb), &x, 1, "reduce_to");
+    int y = src(t, r[c].tb ? OP_INPUT : OP_PARAM, r[c].to, r[c].tb, R_NORMAL);
+    fd_op(t, shaped(t, OP_EXPAND, y, r[c].from, r[c].fb), &y, 1, "expand");
+    t_free(t);
+  }
+  T *t = t_new(3);
+  rng_seed(510);
+  int x = src(t, OP_INPUT, S2(2, 3), 1, R_NORMAL);
+  fd_op(t, op1(t, OP_BATCH_MEAN, x), &x, 1, "batch_mean");
+  fd_op(t, shaped(t, OP_RESHAPE, x, S1(6), 0), &x, 1, "reshape [6]");
+  fd_op(t, shaped(t, OP_RESHAPE, x, S3(3, 1, 2), 0), &x, 1, "reshape [3, 1, 2]");
+  int w = src(t, OP_PARAM, S2(2, 3), 0, R_NORMAL);
+  fd_op(t, shaped(t, OP_RESHAPE, w, S2(3, 2), 0), &w, 1, "reshape unbatched");
+  t_free(t);
+}
+END_TEST
+
+START_TEST(fd_concat) {
+  for (int axis = 0; axis < 2; axis++)
+    for (int mix = 0; mix < 2; mix++) {
+      T *t = t_new(2);
+      rng_seed(600 + 2 * axis + mix);
+      Shape s1 = axis ? S2(2, 1) : S2(1, 3), s2 = axis ? S2(2, 3) : S2(2, 3), s3 = axis ? S2(2, 2) : S2(3, 3);
+      int a = src(t, OP_INPUT, s1, 1, R_NORMAL);
+      int b = src(t, mix ? OP_PARAM : OP_INPUT, s2, !mix, R_NORMAL);
+      int c = src(t, OP_INPUT, s3, 1, R_NORMAL);
+      int in[3] = {a, b, c};
+      char what[32];
+      snprintf(what, sizeof what, "concat axis %d%s", axis, mix ? " (unbatched part)" : "");
+      fd_op(t, opi(t, OP_CONCAT, in, 3, axis, 0, 0, 0), in, 3, what);
+      t_free(t);
+    }
+  T *t = t_new(2); /* a slice of a concat of one input used twice */
+  rng_seed(610);
+  int a = src(t, OP_INPUT, S1(3), 1, R_NORMAL);
+  int in[2] = {a, a};
+  fd_op(t, opi(t, OP_CONCAT, in, 2, 0, 0, 0, 0), &a, 1, "concat of x with itself");
+  t_free(t);
+}
+END_TEST
+
+static void conv_case(int transposed, Shape xs, long long o, long long k, long long s, long long p, long long dl, long long op,
+                      int seed) {
+  T *t = t_new(2);
+  rng_seed((unsigned long long)seed);
+  long long c = xs.d[0];
+  int x = src(t, OP_INPUT, xs, 1, R_NORMAL);
+  int w = src(t, OP_PARAM, transposed ? S4(c, o, k, k) : S4(o, c, k, k), 0, R_NORMAL);
+  int in[2] = {x, w}, wrt[2] = {x, w};
+  char what[96];
+  snprintf(what, sizeof what, "%s x [%lld, %lld, %lld] k=%lld stride=%lld pad=%lld dilation=%lld output_pad=%lld",
+           transposed ? "conv2d_transpose" : "conv2d", xs.d[0], xs.d[1], xs.d[2], k, s, p, dl, op);
+  int y = opi(t, transposed ? OP_CONV2D_T : OP_CONV2D, in, 2, s, p, dl, op);
+  fd_op(t, y, wrt, 2, what);
+  t_free(t);
+}
+
+START_TEST(fd_conv2d) {
+  conv_case(0, S3(2, 5, 5), 3, 1, 1, 0, 1, 0, 700); /* 1x1 */
+  conv_case(0, S3(2, 5, 5), 3, 3, 1, 1, 1, 0, 701); /* masked_conv2d k=3: size-preserving */
+  conv_case(0, S3(1, 8, 8), 2, 4, 2, 1, 1, 0, 702); /* conv_encoder: 4x4 stride 2 pad 1 */
+  conv_case(0, S3(2, 7, 7), 2, 4, 2, 1, 1, 0, 703); /* odd size: the transpose needs output_pad 1 */
+  conv_case(0, S3(1, 6, 6), 2, 3, 2, 1, 1, 0, 704);
+  conv_case(0, S3(1, 7, 7), 2, 3, 1, 0, 2, 0, 705); /* dilation 2 */
+  conv_case(0, S3(1, 6, 6), 1, 3, 2, 0, 1, 0, 706); /* stride 2 pad 0: rows left unread */
+}
+END_TEST
+
+START_TEST(fd_conv2d_transpose) {
+  conv_case(1, S3(2, 4, 4), 3, 1, 1, 0, 1, 0, 710);
+  conv_case(1, S3(2, 4, 4), 1, 4, 2, 1, 1, 0, 711); /* conv_decoder: 4x4 stride 2 pad 1 */
+  conv_case(1, S3(1, 3, 3), 2, 4, 2, 1, 1, 1, 712); /* output_pad 1 */
+  conv_case(1, S3(1, 3, 3), 2, 3, 2, 1, 1, 1, 713);
+  conv_case(1, S3(2, 4, 4), 2, 3, 1, 1, 1, 0, 714);
+  conv_case(1, S3(1, 3, 3), 1, 3, 1, 0, 2, 0, 715); /* dilation 2 */
+}
+END_TEST
+
+START_TEST(fd_conv2d_non_square) {
+  /* h and w whose sizes leave different remainders under stride 2: the
+   * input gradient needs output_pad 0 in h and 1 in w */
+  conv_case(0, S3(1, 5, 6), 2, 3, 2, 1, 1, 0, 720);
+}
+END_TEST
+
+START_TEST(fd_codes) {
+  T *t = t_new(3);
+  rng_seed(800);
+  int table = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
+  int c = codes(t, S2(2, 2), 1, 4);
+  fd_op(t, op2(t, OP_EMBED, table, c), &table, 1, "embed");
+  int x = src(t, OP_INPUT, S2(4, 5), 1, R_NORMAL);
+  int c5 = codes(t, S1(5), 1, 4);
+  fd_op(t, op2(t, OP_PICK, x, c5), &x, 1, "pick");
+  int xu = src(t, OP_PARAM, S2(4, 5), 0, R_NORMAL);
+  fd_op(t, op2(t, OP_PICK, xu, c5), &xu, 1, "pick, unbatched x, batched codes");
+  /* the categorical log-density: pick(l, c) - logsumexp(l) */
+  int l = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
+  int c2 = codes(t, S1(2), 1, 4);
+  int lp = op2(t, OP_SUB, op2(t, OP_PICK, l, c2), op1(t, OP_LOGSUMEXP, l));
+  fd_op(t, lp, &l, 1, "categorical log-density");
+  t_free(t);
+}
+END_TEST
+
+/* ------------------------------------------- (c) the whole VAE, lowered */
+
+static const char *srcdir(void) {
+  const char *s = getenv("srcdir");
+  return s && *s ? s : ".";
+}
+
+/* Forgets the computed values of the nodes that depend on node `from`. */
+static void ev_clear_from(Ev *e, const char *dep) {
+  for (int i = 0; i < e->cap; i++)
+    if (dep[i]) {
+      free(e->val[i]);
+      e->val[i] = NULL;
+    }
+}
+
+static int is_kink(Op op) {
+  return op == OP_RELU || op == OP_ABS || op == OP_LEAKY_RELU || op == OP_SELU || op == OP_STEP || op == OP_SIGN ||
+         op == OP_D_ELU || op == OP_D_SELU || op == OP_D_LEAKY_RELU;
+}
+
+/* Which side of its kink each input of relu, abs, ... lies on, hashed over
+ * the nodes that depend on the perturbed one: a finite difference across
+ * a kink measures nothing. */
+static unsigned long long kink_hash(Ev *e, const char *dep, int upto) {
+  unsigned long long h = 1469598103934665603ULL;
+  for (int i = 0; i <= upto; i++) {
+    const GNode *n = graph_node(e->g, i);
+    if (!dep[i] || !is_kink(n->op) || !e->val[i]) continue;
+    const double *x = ev(e, n->in[0]);
+    for (long long k = 0; k < nsize(graph_node(e->g, n->in[0]), e->B); k++) h = (h ^ (unsigned long long)(x[k] > 0) ^ ((unsigned long long)(x[k] < 0) << 1)) * 1099511628211ULL;
+  }
+  return h;
+}
+
+/* Lowers models/NAME.vm with the defines, then checks every training
+ * graph: the gradient outputs against central differences of the reported
+ * loss (negated for a maximized one).  Random draws, samples, masks and
+ * the data are fixed inputs, the same for every evaluation; stop_grad and
+ * nearest are frozen at their values at the base point, since they are
+ * constants to the gradient.  `per` elements of each parameter are
+ * checked, spread over it. */
+static void check_model_file(const char *name, Define *defs, int ndefs, int B, int per, unsigned long long seed) {
+  char path[4096], stdlib_dir[4096];
+  snprintf(path, sizeof path, "%s/models/%s.vm", srcdir(), name);
+  snprintf(stdlib_dir, sizeof stdlib_dir, "%s/stdlib", srcdir());
+  setenv("VML_STDLIB", stdlib_dir, 0);
+  Arena *a = arena_new();
+  Diag d;
+  diag_init(&d, stderr);
+  SearchPath sp = {{0}, NULL};
+  Program *prog = imp_load(&d, a, path, &sp);
+  ck_assert_ptr_nonnull(prog);
+  resolve_program(&d, a, prog);
+  ck_assert_int_eq(diag_errors(&d), 0);
+  Vec models = shape_program(&d, a, prog, defs, ndefs);
+  ck_assert_int_eq(models.len, 1);
+  check_model(&d, a, models.items[0]);
+  ck_assert_int_eq(diag_errors(&d), 0);
+  Vec graphs = shape_lower(&d, a, prog, models.items[0]);
+  ck_assert_int_eq(diag_errors(&d), 0);
+  int ntrain = 0;
+  for (int gi = 0; gi < graphs.len; gi++) {
+    Graph *g = graphs.items[gi];
+    if (strncmp(g->name, "train.", 6)) continue;
+    ntrain++;
+    const char *about = g->about, *colon = strstr(about, ": ");
+    if (colon) about = colon + 2;
+    double sign = !strncmp(about, "maximize", 8) ? -1 : 1; /* the gradients are of the objective */
+    Ev e;
+    ev_init(&e, g, B);
+    rng_seed(seed + (unsigned long long)gi);
+    for (int i = 0; i < g->nodes.len; i++) {
+      GNode *n = graph_node(g, i);
+      int codes_of = n->op == OP_SAMPLE_CATEGORICAL || n->classes > 0;
+      if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_RANDN && n->op != OP_RANDU && n->op != OP_MASK_DEGREE &&
+          n->op != OP_MASK_CONV && n->op != OP_SAMPLE_BERNOULLI && !(n->op == OP_SAMPLE_CATEGORICAL))
+        continue;
+      double *v = ev_fix(&e, i, NULL);
+      for (long long k = 0; k < nsize(n, B); k++)
+        v[k] = codes_of ? (double)(long long)(rng_unif() * n->classes)
+             : n->op == OP_PARAM ? rng_normal() / sqrt((double)(n->shape.rank < 2 ? 16 : shape_size(n->shape) / (n->shape.rank == 2 ? n->shape.d[1] : n->shape.d[0])))
+             : n->op == OP_RANDN ? rng_normal()
+             : n->op == OP_RANDU ? rng_unif()
+                                 : (double)(rng_unif() < 0.4);
+    }
+    int loss = -1, checked = 0, skipped = 0;
+    for (int i = 0; i < g->outputs.len; i++) {
+      GOutput *o = g->outputs.items[i];
+      if (!strcmp(o->name, "loss")) loss = o->node;
+    }
+    ck_assert_int_ge(loss, 0);
+    /* freeze what the gradient treats as constant */
+    for (int i = 0; i < g->nodes.len; i++) {
+      GNode *n = graph_node(g, i);
+      if (n->op == OP_STOP_GRAD || n->op == OP_NEAREST) ev_fix(&e, i, ev(&e, i));
+    }
+    char *dep = malloc((size_t)g->nodes.len);
+    /* every gradient at the base point first, in one evaluation */
+    double **anas = calloc((size_t)g->outputs.len, sizeof(double *));
+    for (int i = 0; i < g->outputs.len; i++) {
+      GOutput *o = g->outputs.items[i];
+      if (strncmp(o->name, "grad:", 5)) continue;
+      long long n = nsize(graph_node(g, o->node), B);
+      anas[i] = malloc(sizeof(double) * (size_t)n);
+      memcpy(anas[i], ev(&e, o->node), sizeof(double) * (size_t)n);
+    }
+    for (int i = 0; i < g->outputs.len; i++) {
+      GOutput *o = g->outputs.items[i];
+      if (strncmp(o->name, "grad:", 5)) continue;
+      int pid = -1;
+      for (int k = 0; k < g->nodes.len; k++) {
+        GNode *n = graph_node(g, k);
+        if (n->op == OP_PARAM && !strcmp(n->s, o->name + 5)) pid = k;
+      }
+      ck_assert_msg(pid >= 0, "%s %s: no parameter %s", name, g->name, o->name + 5);
+      GNode *p = graph_node(g, pid);
+      long long n = shape_size(p->shape);
+      GNode *gn = graph_node(g, o->node);
+      ck_assert_msg(shape_eq(gn->shape, p->shape) && !gn->batched, "%s %s %s: the gradient's shape differs from the parameter's",
+                    name, g->name, o->name);
+      memset(dep, 0, (size_t)g->nodes.len);
+      for (int k = pid; k < g->nodes.len; k++) {
+        GNode *x = graph_node(g, k);
+        dep[k] = k == pid;
+        for (int j = 0; j < x->nin && !dep[k]; j++) dep[k] = dep[x->in[j]];
+      }
+      const double *ana = anas[i];
+      ev(&e, loss);
+      unsigned long long base = kink_hash(&e, dep, loss);
+      double *v = e.fixed[pid];
+      long long stride = n > per ? n / per + 1 : 1;
+      for (long long k = (pid * 7) % stride; k < n; k += stride) {
+        double x0 = v[k], h = 1e-6;
+        v[k] = x0 + h;
+        ev_clear_from(&e, dep);
+        double fp = ev(&e, loss)[0];
+        int moved = kink_hash(&e, dep, loss) != base;
+        v[k] = x0 - h;
+        ev_clear_from(&e, dep);
+        double fm = ev(&e, loss)[0];
+        moved |= kink_hash(&e, dep, loss) != base;
+        v[k] = x0;
+        ev_clear_from(&e, dep);
+        double fd = sign * (fp - fm) / (2 * h);
+        if (moved) {
+          skipped++;
+          continue;
+        }
+        ck_assert_msg(close_to(ana[k], fd, 1e-5), "%s %s %s[%lld]: autodiff %.12g, finite differences %.12g", name, g->name,
+                      o->name, k, ana[k], fd);
+        checked++;
+      }
+    }
+    for (int i = 0; i < g->outputs.len; i++) free(anas[i]);
+    free(anas);
+    free(dep);
+    ck_assert_msg(checked >= 1 && skipped * 10 <= checked, "%s %s: %d elements checked, %d skipped at kinks", name, g->name,
+                  checked, skipped);
+    ev_free(&e);
+  }
+  ck_assert_int_ge(ntrain, 1);
+  diag_free(&d);
+  arena_free(a);
+}
+
+START_TEST(model_vae) {
+  Define defs[] = {{"latent", "2", 0}, {"hidden", "8", 0}};
+  check_model_file("vae", defs, 2, 3, 24, 900);
+}
+END_TEST
+
+START_TEST(model_ae) {
+  Define defs[] = {{"latent", "2", 0}, {"hidden", "8", 0}};
+  check_model_file("ae", defs, 2, 3, 12, 910);
+}
+END_TEST
+
+START_TEST(model_conjoint) {
+  Define defs[] = {{"private", "2", 0}, {"shared", "2", 0}, {"hidden", "8", 0}};
+  check_model_file("conjoint", defs, 3, 2, 6, 920);
+}
+END_TEST
+
+START_TEST(model_vlae) {
+  Define defs[] = {{"latent", "3", 0}, {"hidden", "8", 0}, {"made", "8", 0}};
+  check_model_file("vlae", defs, 3, 2, 6, 930);
+}
+END_TEST
+
+START_TEST(model_avb) {
+  Define defs[] = {{"noise", "3", 0}, {"width", "4", 0}};
+  check_model_file("avb", defs, 2, 2, 3, 940);
+}
+END_TEST
+
+START_TEST(model_vqvae) {
+  Define defs[] = {{"K", "4", 0}, {"D", "2", 0}};
+  check_model_file("vqvae", defs, 2, 1, 2, 950);
+}
+END_TEST
+
+static Suite *autodiff_suite(void) {
+  Suite *s = suite_create("autodiff");
+  TCase *x = tcase_create("exact");
+  tcase_add_test(x, exact_sum_of_squares);
+  tcase_add_test(x, exact_matmul_outer_product);
+  tcase_add_test(x, exact_broadcast_counts);
+  tcase_add_test(x, exact_batch_mean);
+  tcase_add_test(x, batch_mean_of_unbatched);
+  tcase_add_test(x, exact_stop_grad);
+  tcase_add_test(x, exact_used_twice);
+  tcase_add_test(x, exact_skips_what_does_not_depend);
+  tcase_add_test(x, straight_through_bernoulli);
+  suite_add_tcase(s, x);
+  TCase *f = tcase_create("finite_differences");
+  tcase_add_test(f, fd_unary);
+  tcase_add_test(f, fd_binary_broadcast);
+  tcase_add_test(f, fd_matmul);
+  tcase_add_test(f, fd_reductions);
+  tcase_add_test(f, fd_reduce_expand_batch);
+  tcase_add_test(f, fd_concat);
+  tcase_add_test(f, fd_conv2d);
+  tcase_add_test(f, fd_conv2d_transpose);
+  tcase_add_test(f, fd_conv2d_non_square);
+  tcase_add_test(f, fd_codes);
+  suite_add_tcase(s, f);
+  TCase *m = tcase_create("model");
+  tcase_set_timeout(m, 120);
+  tcase_add_test(m, model_vae);
+  tcase_add_test(m, model_ae);
+  tcase_add_test(m, model_conjoint);
+  tcase_add_test(m, model_vlae);
+  tcase_add_test(m, model_avb);
+  tcase_add_test(m, model_vqvae);
+  suite_add_tcase(s, m);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(autodiff_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failures = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failures ? 1 : 0;
+}
