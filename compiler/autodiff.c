@@ -52,6 +52,11 @@ static int reshape(AD *ad, int x, Shape s, const GNode *at) {
 }
 
 static void accumulate(AD *ad, int id, int dx) {
+  if (dx < 0 && ad->needs[id] && !ad->failed) { /* a rule built a node that does not fit */
+    diag_error(ad->d, N(ad, id)->span, "internal error: no gradient could be built for this %s (of %s)",
+               op_name(N(ad, id)->op), ad->what);
+    ad->failed = 1;
+  }
   if (dx < 0 || !ad->needs[id]) return;
   dx = fit(ad, dx, N(ad, id));
   ad->grad[id] = ad->grad[id] < 0 ? dx : add2(ad, OP_ADD, ad->grad[id], dx, N(ad, id));
@@ -155,6 +160,10 @@ static void rule(AD *ad, const GNode *y, int dy) {
   case OP_REDUCE_TO: accumulate(ad, ya, expand_to(ad, dy, a)); break;
   case OP_EXPAND: accumulate(ad, ya, dy); break; /* accumulate() sums it back */
   case OP_BATCH_MEAN: {
+    if (!a->batched) { /* the mean of a value that is the same for every example */
+      accumulate(ad, ya, dy);
+      break;
+    }
     int e = expand_to(ad, dy, a);
     int bs = graph_source(ad->g, OP_BATCH_SIZE, shape_scalar(), 0, y->span, NULL);
     accumulate(ad, ya, add2(ad, OP_DIV, e, bs, y));
@@ -185,10 +194,11 @@ static void rule(AD *ad, const GNode *y, int dy) {
       n->i[0] = y->i[0];
       n->i[1] = y->i[1];
       n->i[2] = y->i[2];
-      if (!t) { /* output padding that restores the input's size */
-        long long s = y->i[0], p = y->i[1], dl = y->i[2], k = b->shape.d[2];
-        n->i[3] = a->shape.d[1] - ((y->shape.d[1] - 1) * s - 2 * p + dl * (k - 1) + 1);
-      }
+      if (!t) /* output padding that restores the input's size, per axis */
+        for (int ax = 0; ax < 2; ax++) {
+          long long s = y->i[0], p = y->i[1], dl = y->i[2], k = b->shape.d[2 + ax];
+          n->i[3 + ax] = a->shape.d[1 + ax] - ((y->shape.d[1 + ax] - 1) * s - 2 * p + dl * (k - 1) + 1);
+        }
       accumulate(ad, ya, graph_end(ad->g, n));
     }
     if (ad->needs[yb]) {

@@ -60,8 +60,9 @@ static Shape drop_axis(Shape s, int axis) {
   return r;
 }
 
-static long long conv_size(long long n, long long k, const GNode *c, int transposed) {
-  long long s = c->i[0], p = c->i[1], dl = c->i[2], op = c->i[3];
+/* axis 0: height (output pad i3), axis 1: width (output pad i4) */
+static long long conv_size(long long n, long long k, const GNode *c, int transposed, int axis) {
+  long long s = c->i[0], p = c->i[1], dl = c->i[2], op = c->i[3 + axis];
   if (transposed) return (n - 1) * s - 2 * p + dl * (k - 1) + op + 1;
   long long span = n + 2 * p - dl * (k - 1) - 1;
   return span < 0 ? 0 : span / s + 1;
@@ -173,8 +174,8 @@ int graph_infer(const Graph *g, GNode *n) {
     int t = n->op == OP_CONV2D_T;
     if (a->shape.rank != 3 || b->shape.rank != 4 || b->batched) return 0;
     if ((t ? b->shape.d[0] : b->shape.d[1]) != a->shape.d[0]) return 0;
-    long long d[3] = {t ? b->shape.d[1] : b->shape.d[0], conv_size(a->shape.d[1], b->shape.d[2], n, t),
-                      conv_size(a->shape.d[2], b->shape.d[3], n, t)};
+    long long d[3] = {t ? b->shape.d[1] : b->shape.d[0], conv_size(a->shape.d[1], b->shape.d[2], n, t, 0),
+                      conv_size(a->shape.d[2], b->shape.d[3], n, t, 1)};
     if (d[1] < 1 || d[2] < 1) return 0;
     n->shape = shape_of(3, d);
     n->batched = a->batched;
@@ -284,7 +285,7 @@ void graph_print(FILE *out, const Graph *g, const Diag *d) {
     print_shape(out, n->shape);
     if (n->batched) fputs(" batched", out);
     if (n->classes) fprintf(out, " codes=%d", n->classes);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < GRAPH_NI; k++)
       if (n->i[k]) fprintf(out, " i%d=%lld", k, n->i[k]);
     if (n->f != 0 || n->op == OP_CONST || n->op == OP_FILL) fprintf(out, " f=%.9g", n->f);
     if (n->s) fprintf(out, " s=\"%s\"", n->s);

@@ -10,6 +10,8 @@
 #include "ops.h"
 #include "value.h"
 
+#define GRAPH_NI 5 /* integer attributes per node */
+
 typedef struct {
   Op op;
   int id;
@@ -18,7 +20,7 @@ typedef struct {
   Shape shape;      /* per example */
   int batched;      /* has the batch axis in front */
   int classes;      /* > 0: integer codes with that many values */
-  long long i[4];   /* integer attributes, see ops.h */
+  long long i[GRAPH_NI]; /* integer attributes, see ops.h */
   double f;         /* float attribute */
   const char *s;    /* string attribute */
   const char *name; /* readable, from the source: q.h.dense0.y */

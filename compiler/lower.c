@@ -144,7 +144,7 @@ void lower_builtin(Lower *L, int id, Node *call, Arg *args, int nargs, Value *r)
     n->i[0] = s ? s->i : 1;
     n->i[1] = p ? p->i : 0;
     n->i[2] = dl ? dl->i : 1;
-    n->i[3] = op ? op->i : 0;
+    n->i[3] = n->i[4] = op ? op->i : 0; /* output padding of height and width */
     r->node = graph_end(L->g, n);
     return;
   }

@@ -2,7 +2,7 @@
  *
  * Columns: enum name, text name (as written in .vmx files), number of
  * inputs (-1: any), and the attributes it takes:
- *   i0..i3  integer attributes   (axis, stride, pad, dilation, ...)
+ *   i0..i4  integer attributes   (axis, stride, pad, dilation, ...)
  *   f0      a float attribute    (a constant's value, a slope)
  *   s       a string attribute   (a parameter's or input's name, a mask)
  * Shapes are per example; a node is "batched" when it has the implicit
@@ -64,7 +64,7 @@
   X(RESHAPE, "reshape", 1)                                                     \
   X(CONCAT, "concat", -1)        /* i0: axis */                                \
   X(SLICE, "slice", 1)           /* i0: axis, i1: start (length from shape) */ \
-  /* convolutions on [c, h, w]: i0 stride, i1 pad, i2 dilation, i3 output pad */ \
+  /* convolutions on [c, h, w]: i0 stride, i1 pad, i2 dilation, i3 and i4 output pad of height and width */ \
   X(CONV2D, "conv2d", 2)         /* x, kernel [o, c, kh, kw] */                \
   X(CONV2D_T, "conv2d_transpose", 2) /* x, kernel [c, o, kh, kw] */            \
   X(CONV2D_DW, "conv2d_dw", 2)   /* x, dy -> d kernel of conv2d */             \

@@ -548,7 +548,7 @@ static uint64_t cse_hash(const GNode *n) {
   uint64_t h = mix(0, (uint64_t)n->op);
   h = mix(h, (uint64_t)n->nin);
   for (int k = 0; k < n->nin; k++) h = mix(h, (uint64_t)cse_input(n, k));
-  for (int k = 0; k < 4; k++) h = mix(h, (uint64_t)n->i[k]);
+  for (int k = 0; k < GRAPH_NI; k++) h = mix(h, (uint64_t)n->i[k]);
   h = mix(h, f_bits(n->f));
   if (n->s)
     for (const char *p = n->s; *p; p++) h = mix(h, (unsigned char)*p);
@@ -562,7 +562,7 @@ static int cse_equal(const GNode *a, const GNode *b) {
   if (a->op != b->op || a->nin != b->nin || !same_form(a, b)) return 0;
   for (int k = 0; k < a->nin; k++)
     if (cse_input(a, k) != cse_input(b, k)) return 0;
-  for (int k = 0; k < 4; k++)
+  for (int k = 0; k < GRAPH_NI; k++)
     if (a->i[k] != b->i[k]) return 0;
   if (f_bits(a->f) != f_bits(b->f)) return 0;
   if (!a->s != !b->s || (a->s && strcmp(a->s, b->s))) return 0;

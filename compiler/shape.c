@@ -2030,6 +2030,10 @@ static void bound_graphs(Elab *E, Vec *out) {
                        iw ? "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws"
                           : "x -> a one-sample estimate of the ELBO and its terms");
       int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
+      if (pz < 0 || qz < 0) { /* no latent or no data: no bound */
+        out->len--;
+        return;
+      }
       int w = add2(E, OP_SUB, pz, qz, at);
       graph_output(g, iw ? "logw" : "elbo", w);
       if (!iw) {
@@ -2052,7 +2056,10 @@ static void bound_graphs(Elab *E, Vec *out) {
     vec_push(E->a, &wrt, v);
   }
   int lj = log_side(E, 0, at);
-  if (lj < 0) return;
+  if (lj < 0) {
+    out->len--;
+    return;
+  }
   graph_output(g, "logjoint", lj);
   int sum = graph_add(g, OP_BATCH_MEAN, &lj, 1, at, NULL);
   int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));

@@ -487,7 +487,7 @@ static void put_node(FILE *out, const GNode *n) {
   put_shape(out, n->shape);
   if (n->batched) fputs(" batched", out);
   if (n->classes) fprintf(out, " codes=%d", n->classes);
-  for (int k = 0; k < 4; k++)
+  for (int k = 0; k < GRAPH_NI; k++)
     if (n->i[k]) fprintf(out, " i%d=%lld", k, n->i[k]);
   if (n->f != 0 || n->op == OP_CONST || n->op == OP_FILL) fprintf(out, " f=%.9g", n->f);
   if (n->s) fprintf(out, " s=\"%s\"", n->s);
@@ -753,7 +753,7 @@ static int read_node(Reader *R, Graph *g, const char *line) {
   if (eat(&p, " batched")) n->batched = 1;
   int ok = 1;
   if (ok && eat(&p, " codes=")) ok = parse_int(&p, &n->classes) && n->classes > 0;
-  for (int k = 0; ok && k < 4; k++) {
+  for (int k = 0; ok && k < GRAPH_NI; k++) {
     char key[8];
     snprintf(key, sizeof key, " i%d=", k);
     if (eat(&p, key)) ok = parse_ll(&p, &n->i[k]);

@@ -6,9 +6,13 @@
  * pad, dilation and output pad.  The tests then
  *   (a) check gradients that are known exactly (d sum(x x) = 2x, ...),
  *   (b) compare the gradient graph of every op that has a rule with
- *       central finite differences of the forward value, and
- *   (c) do the same for the first training step of models/vae.vm, lowered
- *       through the library as vmc does, with its random draws held fixed. */
+ *       central finite differences of the forward value, each attribute
+ *       combination the stdlib uses, and
+ *   (c) do the same for every training graph (and logjoint) of the models
+ *       in models/, lowered through the library as vmc does, with small
+ *       -D sizes and their random draws held fixed.
+ * The "bugs" case holds reproducers of known wrong rules: it fails until
+ * they are fixed. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -505,7 +509,7 @@ static int codes(T *t, Shape s, int batched, int classes) {
   int id = graph_end(t->g, n);
   ck_assert_int_ge(id, 0);
   double *v = ev_fix(&t->e, id, NULL);
-  for (long long k = 0; k < nsize(n, t->e.B); k++) v[k] = (double)(k % classes == 0 ? 0 : (long long)(rng_unif() * classes));
+  for (long long k = 0; k < nsize(n, t->e.B); k++) v[k] = (double)(long long)(rng_unif() * classes);
   return id;
 }
 
@@ -655,9 +659,9 @@ START_TEST(exact_broadcast_counts) { /* sum(a + b): the broadcast operand's grad
   int c = src(t, OP_PARAM, S2(2, 1), 0, R_NORMAL);
   int s = src(t, OP_PARAM, S0, 0, R_NORMAL);
   int y = op2(t, OP_ADD, op2(t, OP_ADD, op2(t, OP_ADD, a, b), c), s);
-  int f = op1(t, OP_SUM, y); /* batched: summed over the batch by matmul-free means below */
+  int f = op1(t, OP_SUM, y);
   int total = graph_source(t->g, OP_BATCH_SIZE, S0, 0, span_none, NULL);
-  f = op2(t, OP_MUL, op1(t, OP_BATCH_MEAN, f), total); /* sum over the batch */
+  f = op2(t, OP_MUL, op1(t, OP_BATCH_MEAN, f), total); /* the sum over the batch of 5 */
   int wrt[4] = {a, b, c, s}, g[4];
   ck_assert(autodiff(t->g, &t->d, f, wrt, 4, g, "test"));
   const double *ga = ev(&t->e, g[0]), *gb = ev(&t->e, g[1]), *gc = ev(&t->e, g[2]), *gs = ev(&t->e, g[3]);
@@ -681,8 +685,11 @@ START_TEST(exact_batch_mean) { /* d batch_mean(x) / dx = 1/B */
 END_TEST
 
 START_TEST(batch_mean_of_unbatched) {
-  /* A loss that does not depend on the data (a pure regularizer) is
-   * unbatched; its batch mean is itself, so the gradient is 1, not 1/B. */
+  /* A loss that does not depend on the data (a pure regularizer such as
+   * `loss reg = sum(square(e))` over a model parameter) is unbatched; its
+   * batch mean is itself, so its gradient is 2w, not 2w/B.  The rule of
+   * batch_mean divides by the batch size whether or not its input has the
+   * batch axis. */
   T *t = t_new(4);
   rng_seed(5);
   int w = src(t, OP_PARAM, S1(3), 0, R_NORMAL);
@@ -972,7 +979,10 @@ END_TEST
 
 START_TEST(fd_conv2d_non_square) {
   /* h and w whose sizes leave different remainders under stride 2: the
-   * input gradient needs output_pad 0 in h and 1 in w */
+   * input gradient needs output_pad 0 in h and 1 in w, but the rule of
+   * conv2d computes one output pad from h (and kh) only, so the transpose
+   * comes out [1, 5, 5], reduce_to [1, 5, 6] is rejected and the gradient
+   * is silently dropped (-1). */
   conv_case(0, S3(1, 5, 6), 2, 3, 2, 1, 1, 0, 720);
 }
 END_TEST
@@ -1004,7 +1014,7 @@ static const char *srcdir(void) {
   return s && *s ? s : ".";
 }
 
-/* Forgets the computed values of the nodes that depend on node `from`. */
+/* Forgets the computed values of the nodes marked in dep. */
 static void ev_clear_from(Ev *e, const char *dep) {
   for (int i = 0; i < e->cap; i++)
     if (dep[i]) {
@@ -1032,14 +1042,23 @@ static unsigned long long kink_hash(Ev *e, const char *dep, int upto) {
   return h;
 }
 
+static double batch_total(Ev *e, int id) {
+  const double *v = ev(e, id);
+  double t = 0;
+  for (long long k = 0; k < nsize(graph_node(e->g, id), e->B); k++) t += v[k];
+  return t;
+}
+
 /* Lowers models/NAME.vm with the defines, then checks every training
- * graph: the gradient outputs against central differences of the reported
- * loss (negated for a maximized one).  Random draws, samples, masks and
- * the data are fixed inputs, the same for every evaluation; stop_grad and
- * nearest are frozen at their values at the base point, since they are
- * constants to the gradient.  `per` elements of each parameter are
- * checked, spread over it. */
-static void check_model_file(const char *name, Define *defs, int ndefs, int B, int per, unsigned long long seed) {
+ * graph (and logjoint): the gradient outputs against central differences
+ * of the reported loss (negated for a maximized one).  Random draws,
+ * samples, masks and the data are fixed inputs, the same for every
+ * evaluation; stop_grad and nearest are frozen at their values at the base
+ * point, since they are constants to the gradient.  `per` elements of each
+ * parameter (of every `every`-th one in a graph with more than 20 outputs)
+ * are checked, spread over it; elements whose differences cross a kink
+ * (relu, abs) are skipped, and may be no more than a tenth. */
+static void check_model_file(const char *name, Define *defs, int ndefs, int B, int per, int every, unsigned long long seed) {
   char path[4096], stdlib_dir[4096];
   snprintf(path, sizeof path, "%s/models/%s.vm", srcdir(), name);
   snprintf(stdlib_dir, sizeof stdlib_dir, "%s/stdlib", srcdir());
@@ -1061,11 +1080,14 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
   int ntrain = 0;
   for (int gi = 0; gi < graphs.len; gi++) {
     Graph *g = graphs.items[gi];
-    if (strncmp(g->name, "train.", 6)) continue;
-    ntrain++;
+    /* logjoint: grad:z is d log p(x, z) / dz per example, the derivative
+     * of the batch's sum of the logjoint output */
+    int lj = !strcmp(g->name, "logjoint");
+    if (strncmp(g->name, "train.", 6) && !lj) continue;
+    ntrain += !lj;
     const char *about = g->about, *colon = strstr(about, ": ");
     if (colon) about = colon + 2;
-    double sign = !strncmp(about, "maximize", 8) ? -1 : 1; /* the gradients are of the objective */
+    double sign = !lj && !strncmp(about, "maximize", 8) ? -1 : 1; /* the gradients are of the objective */
     Ev e;
     ev_init(&e, g, B);
     rng_seed(seed + (unsigned long long)gi);
@@ -1079,14 +1101,14 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
       for (long long k = 0; k < nsize(n, B); k++)
         v[k] = codes_of ? (double)(long long)(rng_unif() * n->classes)
              : n->op == OP_PARAM ? rng_normal() / sqrt((double)(n->shape.rank < 2 ? 16 : shape_size(n->shape) / (n->shape.rank == 2 ? n->shape.d[1] : n->shape.d[0])))
-             : n->op == OP_RANDN ? rng_normal()
+             : n->op == OP_RANDN || (lj && n->op == OP_INPUT) ? rng_normal()
              : n->op == OP_RANDU ? rng_unif()
                                  : (double)(rng_unif() < 0.4);
     }
     int loss = -1, checked = 0, skipped = 0;
     for (int i = 0; i < g->outputs.len; i++) {
       GOutput *o = g->outputs.items[i];
-      if (!strcmp(o->name, "loss")) loss = o->node;
+      if (!strcmp(o->name, lj ? "logjoint" : "loss")) loss = o->node;
     }
     ck_assert_int_ge(loss, 0);
     /* freeze what the gradient treats as constant */
@@ -1106,17 +1128,17 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
     }
     for (int i = 0; i < g->outputs.len; i++) {
       GOutput *o = g->outputs.items[i];
-      if (strncmp(o->name, "grad:", 5)) continue;
+      if (strncmp(o->name, "grad:", 5) || (i - 1) % (g->outputs.len > 20 ? every : 1)) continue;
       int pid = -1;
       for (int k = 0; k < g->nodes.len; k++) {
         GNode *n = graph_node(g, k);
-        if (n->op == OP_PARAM && !strcmp(n->s, o->name + 5)) pid = k;
+        if (n->op == (lj ? OP_INPUT : OP_PARAM) && !strcmp(n->s, o->name + 5)) pid = k;
       }
       ck_assert_msg(pid >= 0, "%s %s: no parameter %s", name, g->name, o->name + 5);
       GNode *p = graph_node(g, pid);
-      long long n = shape_size(p->shape);
+      long long n = nsize(p, B);
       GNode *gn = graph_node(g, o->node);
-      ck_assert_msg(shape_eq(gn->shape, p->shape) && !gn->batched, "%s %s %s: the gradient's shape differs from the parameter's",
+      ck_assert_msg(shape_eq(gn->shape, p->shape) && gn->batched == p->batched, "%s %s %s: the gradient's shape differs from the parameter's",
                     name, g->name, o->name);
       memset(dep, 0, (size_t)g->nodes.len);
       for (int k = pid; k < g->nodes.len; k++) {
@@ -1133,11 +1155,11 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
         double x0 = v[k], h = 1e-6;
         v[k] = x0 + h;
         ev_clear_from(&e, dep);
-        double fp = ev(&e, loss)[0];
+        double fp = batch_total(&e, loss);
         int moved = kink_hash(&e, dep, loss) != base;
         v[k] = x0 - h;
         ev_clear_from(&e, dep);
-        double fm = ev(&e, loss)[0];
+        double fm = batch_total(&e, loss);
         moved |= kink_hash(&e, dep, loss) != base;
         v[k] = x0;
         ev_clear_from(&e, dep);
@@ -1165,37 +1187,37 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
 
 START_TEST(model_vae) {
   Define defs[] = {{"latent", "2", 0}, {"hidden", "8", 0}};
-  check_model_file("vae", defs, 2, 3, 24, 900);
+  check_model_file("vae", defs, 2, 3, 24, 1, 900);
 }
 END_TEST
 
 START_TEST(model_ae) {
   Define defs[] = {{"latent", "2", 0}, {"hidden", "8", 0}};
-  check_model_file("ae", defs, 2, 3, 12, 910);
+  check_model_file("ae", defs, 2, 3, 12, 1, 910);
 }
 END_TEST
 
 START_TEST(model_conjoint) {
   Define defs[] = {{"private", "2", 0}, {"shared", "2", 0}, {"hidden", "8", 0}};
-  check_model_file("conjoint", defs, 3, 2, 6, 920);
+  check_model_file("conjoint", defs, 3, 2, 6, 1, 920);
 }
 END_TEST
 
 START_TEST(model_vlae) {
   Define defs[] = {{"latent", "3", 0}, {"hidden", "8", 0}, {"made", "8", 0}};
-  check_model_file("vlae", defs, 3, 2, 6, 930);
+  check_model_file("vlae", defs, 3, 2, 6, 1, 930);
 }
 END_TEST
 
 START_TEST(model_avb) {
   Define defs[] = {{"noise", "3", 0}, {"width", "4", 0}};
-  check_model_file("avb", defs, 2, 2, 3, 940);
+  check_model_file("avb", defs, 2, 2, 3, 1, 940);
 }
 END_TEST
 
 START_TEST(model_vqvae) {
   Define defs[] = {{"K", "4", 0}, {"D", "2", 0}};
-  check_model_file("vqvae", defs, 2, 1, 2, 950);
+  check_model_file("vqvae", defs, 2, 1, 2, 12, 950);
 }
 END_TEST
 
@@ -1206,7 +1228,6 @@ static Suite *autodiff_suite(void) {
   tcase_add_test(x, exact_matmul_outer_product);
   tcase_add_test(x, exact_broadcast_counts);
   tcase_add_test(x, exact_batch_mean);
-  tcase_add_test(x, batch_mean_of_unbatched);
   tcase_add_test(x, exact_stop_grad);
   tcase_add_test(x, exact_used_twice);
   tcase_add_test(x, exact_skips_what_does_not_depend);
@@ -1221,9 +1242,13 @@ static Suite *autodiff_suite(void) {
   tcase_add_test(f, fd_concat);
   tcase_add_test(f, fd_conv2d);
   tcase_add_test(f, fd_conv2d_transpose);
-  tcase_add_test(f, fd_conv2d_non_square);
   tcase_add_test(f, fd_codes);
   suite_add_tcase(s, f);
+  /* known bugs in autodiff.c, failing until fixed (see each test) */
+  TCase *b = tcase_create("bugs");
+  tcase_add_test(b, batch_mean_of_unbatched);
+  tcase_add_test(b, fd_conv2d_non_square);
+  suite_add_tcase(s, b);
   TCase *m = tcase_create("model");
   tcase_set_timeout(m, 120);
   tcase_add_test(m, model_vae);
