@@ -274,31 +274,38 @@ static void print_shape(FILE *out, Shape s) {
   fputc(']', out);
 }
 
+void graph_print_node(FILE *out, const GNode *n, const char *where) {
+  fprintf(out, "  %%%d = %s", n->id, op_name(n->op));
+  for (int k = 0; k < n->nin; k++) fprintf(out, " %%%d", n->in[k]);
+  fputc(' ', out);
+  print_shape(out, n->shape);
+  if (n->batched) fputs(" batched", out);
+  if (n->classes) fprintf(out, " codes=%d", n->classes);
+  for (int k = 0; k < GRAPH_NI; k++)
+    if (n->i[k]) fprintf(out, " i%d=%lld", k, n->i[k]);
+  if (n->f != 0 || n->op == OP_CONST || n->op == OP_FILL) fprintf(out, " f=%.9g", n->f);
+  if (n->s) fprintf(out, " s=\"%s\"", n->s);
+  if (n->group) fprintf(out, " group=%d", n->group);
+  if (n->buffer >= 0) fprintf(out, " buf=%d", n->buffer);
+  if (n->name) fprintf(out, " name=%s", n->name);
+  if (where) fprintf(out, " @%s", where);
+  fputc('\n', out);
+}
+
 void graph_print(FILE *out, const Graph *g, const Diag *d) {
   fprintf(out, "graph %s\n", g->name);
   if (g->about) fprintf(out, "  # %s\n", g->about);
   for (int i = 0; i < g->nodes.len; i++) {
     const GNode *n = g->nodes.items[i];
-    fprintf(out, "  %%%d = %s", n->id, op_name(n->op));
-    for (int k = 0; k < n->nin; k++) fprintf(out, " %%%d", n->in[k]);
-    fputc(' ', out);
-    print_shape(out, n->shape);
-    if (n->batched) fputs(" batched", out);
-    if (n->classes) fprintf(out, " codes=%d", n->classes);
-    for (int k = 0; k < GRAPH_NI; k++)
-      if (n->i[k]) fprintf(out, " i%d=%lld", k, n->i[k]);
-    if (n->f != 0 || n->op == OP_CONST || n->op == OP_FILL) fprintf(out, " f=%.9g", n->f);
-    if (n->s) fprintf(out, " s=\"%s\"", n->s);
-    if (n->group) fprintf(out, " group=%d", n->group);
-    if (n->buffer >= 0) fprintf(out, " buf=%d", n->buffer);
-    if (n->name) fprintf(out, " name=%s", n->name);
+    char where[300];
+    where[0] = '\0';
     if (d && n->span.file >= 0 && n->span.file < d->nfiles) {
       int line, col;
       diag_line_col(d, n->span, &line, &col);
       const char *path = d->files[n->span.file].path, *base = strrchr(path, '/');
-      fprintf(out, " @%s:%d:%d", base ? base + 1 : path, line, col); /* base name: the same on any machine */
+      snprintf(where, sizeof where, "%s:%d:%d", base ? base + 1 : path, line, col); /* base name: the same on any machine */
     }
-    fputc('\n', out);
+    graph_print_node(out, n, where[0] ? where : NULL);
   }
   for (int i = 0; i < g->outputs.len; i++) {
     const GOutput *o = g->outputs.items[i];

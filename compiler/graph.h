@@ -60,6 +60,10 @@ void graph_output(Graph *g, const char *name, int node);
 /* Recomputes a node's shape from its inputs; 0 when they do not fit. */
 int graph_infer(const Graph *g, GNode *n);
 
+/* One node line ("  %3 = add %1 %2 [500] batched ..."), with `where`
+ * (file:line:col) at the end when given. */
+void graph_print_node(FILE *out, const GNode *n, const char *where);
+
 /* The text form used in .vmx files and by --dump-graph. */
 void graph_print(FILE *out, const Graph *g, const Diag *d);
 /* Graphviz. */

@@ -481,22 +481,10 @@ static void put_shape(FILE *out, Shape s) {
 
 /* One node, exactly as graph_print prints it. */
 static void put_node(FILE *out, const GNode *n) {
-  fprintf(out, "  %%%d = %s", n->id, op_name(n->op));
-  for (int k = 0; k < n->nin; k++) fprintf(out, " %%%d", n->in[k]);
-  fputc(' ', out);
-  put_shape(out, n->shape);
-  if (n->batched) fputs(" batched", out);
-  if (n->classes) fprintf(out, " codes=%d", n->classes);
-  for (int k = 0; k < GRAPH_NI; k++)
-    if (n->i[k]) fprintf(out, " i%d=%lld", k, n->i[k]);
-  if (n->f != 0 || n->op == OP_CONST || n->op == OP_FILL) fprintf(out, " f=%.9g", n->f);
-  if (n->s) fprintf(out, " s=\"%s\"", n->s);
-  if (n->group) fprintf(out, " group=%d", n->group);
-  if (n->buffer >= 0) fprintf(out, " buf=%d", n->buffer);
-  if (n->name) fprintf(out, " name=%s", n->name);
-  if (n->span.file >= 0 && n->span.file < where_nfiles)
-    fprintf(out, " @%s:%d:%d", where_files[n->span.file], n->span.lo, n->span.hi);
-  fputc('\n', out);
+  char where[300];
+  int known = n->span.file >= 0 && n->span.file < where_nfiles;
+  if (known) snprintf(where, sizeof where, "%s:%d:%d", where_files[n->span.file], n->span.lo, n->span.hi);
+  graph_print_node(out, n, known ? where : NULL);
 }
 
 static void put_graph(FILE *out, const Graph *g) {
