@@ -14,66 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff.h"
-#include "builtin.h"
-#include "lower.h"
+#include "elab.h"
 
 enum { MAX_DEPTH = 64, MAX_ARGS = 64, MAX_UNROLL = 100000 };
 
-typedef struct Binding {
-  const char *name;
-  Value *v;
-  int *used; /* marks hypers, data and networks as used */
-  struct Binding *next;
-} Binding;
+/* Binding, Scope, Frame, Counter and Elab are in elab.h. */
 
-typedef struct Scope {
-  Binding *head;
-  struct Scope *parent;
-} Scope;
-
-typedef struct Frame {
-  Module *mod;        /* free names resolve in this module */
-  int in_model;       /* the model's hypers, params and networks are visible */
-  Scope *scope;
-  const char *prefix; /* parameter names start with it ("" at model level) */
-  int reuse;          /* a later call of a shared network: parameters exist */
-  Value *ret;
-  int returned;
-  Role *role;         /* elaborating this role's body */
-  int in_loop;
-  int loss;           /* a loss expression: log, KL, E and samples allowed */
-  Node *body;         /* the function or role body being run */
-  int failed;         /* an error in a function body: stop it there */
-} Frame;
-
-typedef struct {
-  const char *key;
-  int n;
-} Counter;
-
-typedef struct {
-  Diag *d;
-  Arena *a;
-  Program *prog;
-  Model *m;
-  Scope model_scope;
-  Vec counters;
-  Vec names; /* pairs: the defining node, what it defines (claim()) */
-  Vec early; /* names used before their definition (already reported) */
-  Span last_note;
-  int depth;
-  int unrolled;
-  /* lowering one entry point (L == NULL while only checking) */
-  Lower *L;
-  int *var_node;     /* per model variable: its node in this graph, or -1 */
-  Value ***role_out; /* per role, per target: what it produced in this graph */
-  int **role_sample; /* per role, per target: its sample node, or -1 */
-  Scope **role_scope;
-  char *role_state;  /* 0 not run, 1 running, 2 done */
-} Elab;
-
-static Value *eval(Elab *E, Frame *F, Node *n);
 /* Bound to a name whose definition failed: later uses stay silent, so one
  * mistake gives one error. */
 static Value poison;
@@ -84,20 +30,20 @@ static int claim(Elab *E, const char *name, Node *at, const char *what);
 
 /* ---- scopes ---------------------------------------------------------- */
 
-static int role_index(Elab *E, Role *r) {
+int elab_role_index(Elab *E, Role *r) {
   for (int i = 0; i < E->m->roles.len; i++)
     if (E->m->roles.items[i] == r) return i;
   return -1;
 }
 
-static int var_index(Elab *E, Var *v) {
+int elab_var_index(Elab *E, Var *v) {
   for (int i = 0; i < E->m->vars.len; i++)
     if (E->m->vars.items[i] == v) return i;
   return -1;
 }
 
 
-static void bind(Elab *E, Scope *s, const char *name, Value *v, int *used) {
+void elab_bind(Elab *E, Scope *s, const char *name, Value *v, int *used) {
   for (Binding *b = s->head; b; b = b->next)
     if (strcmp(b->name, name) == 0) {
       b->v = v;
@@ -239,7 +185,7 @@ static int eval_shape(Elab *E, Frame *F, Node *shape, Shape *out) {
   out->rank = ast_nkids(shape);
   for (int i = 0; i < out->rank; i++) {
     Node *dn = ast_kid(shape, i);
-    Value *v = eval(E, F, dn);
+    Value *v = elab_eval(E, F, dn);
     if (!v) return 0;
     if (v->kind != V_INT) {
       diag_error(E->d, dn->span, "a dimension must be an int, found %s", val_kind_name(v));
@@ -390,7 +336,7 @@ static int match_shape(Elab *E, Frame *callee, Node *pat, Value *v, const char *
       Binding *b = find_in(callee->scope, dn->str);
       if (!b || b->v->kind != V_INT || b->v->span.lo != pat->span.lo) {
         Value *d = val_int(E->a, v->shape.d[i], pat->span);
-        bind(E, callee->scope, dn->str, d, NULL);
+        elab_bind(E, callee->scope, dn->str, d, NULL);
         continue;
       }
       if (b->v->i != v->shape.d[i]) {
@@ -400,7 +346,7 @@ static int match_shape(Elab *E, Frame *callee, Node *pat, Value *v, const char *
       }
       continue;
     }
-    Value *want = eval(E, callee, dn);
+    Value *want = elab_eval(E, callee, dn);
     if (!want) return 0;
     if (want->kind != V_INT || want->i != v->shape.d[i]) {
       diag_error(E->d, at, "argument %s of %s: expected dimension %d to be %s, found %s", pname, fname, i,
@@ -484,7 +430,7 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
         ok = 0;
         break;
       }
-      bound[i] = eval(E, &G, ast_kid(p, 1));
+      bound[i] = elab_eval(E, &G, ast_kid(p, 1));
       where[i] = call->span;
       if (!bound[i]) {
         ok = 0;
@@ -492,7 +438,7 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
       }
     }
     if (ast_kid(p, 0) && !match_shape(E, &G, ast_kid(p, 0), bound[i], p->str, fname, where[i])) ok = 0;
-    bind(E, G.scope, p->str, bound[i], NULL);
+    elab_bind(E, G.scope, p->str, bound[i], NULL);
   }
   if (ok && net) {
     if (!net->called) {
@@ -521,7 +467,7 @@ static Value *call_user(Elab *E, Frame *F, Value *callee, Node *call, Arg *args,
       /* `net f(x) = g(x)`: g's parameters sit directly under f */
       result = eval_call(E, &G, body, G.prefix);
     } else {
-      result = eval(E, &G, body);
+      result = elab_eval(E, &G, body);
     }
   }
   E->depth--;
@@ -560,11 +506,11 @@ static int eval_args(Elab *E, Frame *F, Node *call, Arg *args) {
     args[k].name = NULL;
     if (an->kind == N_NAMEDARG) {
       args[k].name = an->str;
-      args[k].value = eval(E, F, ast_kid(an, 0));
+      args[k].value = elab_eval(E, F, ast_kid(an, 0));
     } else if (an->kind == N_SAMPLEARG) {
       args[k].value = dref_value(E, F, an, 1);
     } else {
-      args[k].value = eval(E, F, an);
+      args[k].value = elab_eval(E, F, an);
     }
     if (!args[k].value) return -1;
   }
@@ -604,7 +550,7 @@ static Value *eval_call(Elab *E, Frame *F, Node *call, const char *hint) {
       return NULL;
     }
   }
-  Value *callee = eval(E, F, cn);
+  Value *callee = elab_eval(E, F, cn);
   if (!callee) return NULL;
   if (callee->kind != V_FUNC) {
     diag_error(E->d, cn->span, "%s is not a function", val_kind_name(callee));
@@ -698,15 +644,13 @@ static int has_density(Elab *E, Role *r, Node *at, const char *what) {
   return 1;
 }
 
-static void run_role(Elab *E, Role *r);
-static int var_node(Elab *E, Var *v);
 
 /* The node of a draw of target t of role r in the graph being built. */
-static int role_draw(Elab *E, Role *r, int t, Span at) {
-  int ri = role_index(E, r);
+int elab_role_draw(Elab *E, Role *r, int t, Span at) {
+  int ri = elab_role_index(E, r);
   Var *v = r->targets.items[t];
-  if (!strcmp(r->kind, "encoder")) return var_node(E, v);
-  run_role(E, r);
+  if (!strcmp(r->kind, "encoder")) return elab_var_node(E, v);
+  elab_run_role(E, r);
   if (E->role_sample[ri][t] < 0) {
     Value *p = E->role_out[ri][t];
     if (!p) return -1;
@@ -716,9 +660,9 @@ static int role_draw(Elab *E, Role *r, int t, Span at) {
 }
 
 /* Lowers log p(..), entropy(..), mean(..) or a sample of a role. */
-static int dref_node(Elab *E, Role *r, Var *only, int want, Span at) {
-  int ri = role_index(E, r);
-  run_role(E, r);
+int elab_dref_node(Elab *E, Role *r, Var *only, int want, Span at) {
+  int ri = elab_role_index(E, r);
+  elab_run_role(E, r);
   int total = -1;
   for (int t = 0; t < r->targets.len; t++) {
     Var *v = r->targets.items[t];
@@ -726,10 +670,10 @@ static int dref_node(Elab *E, Role *r, Var *only, int want, Span at) {
     Value *p = E->role_out[ri][t];
     if (!p) return -1;
     int x;
-    if (want == 1) return role_draw(E, r, t, at);
+    if (want == 1) return elab_role_draw(E, r, t, at);
     if (want == 3) return p->kind == V_DIST ? lower_mean(E->L, p->dist, v->shape, at) : p->node;
     if (want == 0)
-      x = lower_logpdf(E->L, p->dist, var_node(E, v), v->shape, at);
+      x = lower_logpdf(E->L, p->dist, elab_var_node(E, v), v->shape, at);
     else
       x = lower_entropy(E->L, p->dist, v->shape, at);
     if (x < 0) return -1;
@@ -751,7 +695,7 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   if (want == 0 || want == 2) {
     if (!has_density(E, r, call, want == 0 ? "log" : "entropy")) return NULL;
     Value *t = val_tensor(E->a, shape_scalar(), n->span);
-    if (E->L && (t->node = dref_node(E, r, NULL, want, n->span)) < 0) {
+    if (E->L && (t->node = elab_dref_node(E, r, NULL, want, n->span)) < 0) {
       diag_error(E->d, n->span, "the %s of %s has no closed form", want ? "entropy" : "density", role_signature(E->a, r));
       return NULL;
     }
@@ -770,7 +714,7 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
   if (!v || !v->shape_known) return NULL;
   Value *t = val_tensor(E->a, v->shape, n->span);
   t->classes = v->classes;
-  if (E->L && (t->node = dref_node(E, r, v, want, n->span)) < 0) {
+  if (E->L && (t->node = elab_dref_node(E, r, v, want, n->span)) < 0) {
     diag_error(E->d, n->span, "the %s of %s has no closed form", want == 3 ? "mean" : "sample", role_signature(E->a, r));
     return NULL;
   }
@@ -780,7 +724,7 @@ static Value *dref_value(Elab *E, Frame *F, Node *n, int want) {
 /* ---- expressions ------------------------------------------------------- */
 
 static Value *member(Elab *E, Frame *F, Node *n) {
-  Value *obj = eval(E, F, ast_kid(n, 0));
+  Value *obj = elab_eval(E, F, ast_kid(n, 0));
   if (!obj) return NULL;
   if (obj->kind == V_MODULE) {
     Node *fn = find_fn(obj->mod->file, n->str);
@@ -797,7 +741,7 @@ static Value *member(Elab *E, Frame *F, Node *n) {
       if (strcmp(r->name, obj->s) != 0 || !r->locals) continue;
       Binding *b = find_in(r->locals, n->str);
       if (b && E->L) { /* the same local, in this graph */
-        run_role(E, r);
+        elab_run_role(E, r);
         b = find_in(E->role_scope[i], n->str);
       }
       if (b && found) {
@@ -814,7 +758,7 @@ static Value *member(Elab *E, Frame *F, Node *n) {
   return NULL;
 }
 
-static Value *eval(Elab *E, Frame *F, Node *n) {
+Value *elab_eval(Elab *E, Frame *F, Node *n) {
   switch (n->kind) {
   case N_INT: return val_int(E->a, n->ival, n->span);
   case N_FLOAT: return val_float(E->a, n->num, n->span);
@@ -863,14 +807,14 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
   case N_LIST: {
     Value *v = val_new(E->a, V_LIST, n->span);
     for (int i = 0; i < ast_nkids(n); i++) {
-      Value *x = eval(E, F, ast_kid(n, i));
+      Value *x = elab_eval(E, F, ast_kid(n, i));
       if (!x) return NULL;
       vec_push(E->a, &v->items, x);
     }
     return v;
   }
   case N_INDEX: {
-    Value *l = eval(E, F, ast_kid(n, 0)), *i = l ? eval(E, F, ast_kid(n, 1)) : NULL;
+    Value *l = elab_eval(E, F, ast_kid(n, 0)), *i = l ? elab_eval(E, F, ast_kid(n, 1)) : NULL;
     if (!i) return NULL;
     if (l->kind != V_LIST && l->kind != V_TUPLE) {
       diag_error(E->d, n->span, "only lists can be indexed, found %s", val_kind_name(l));
@@ -888,8 +832,8 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     return l->items.items[k];
   }
   case N_BINOP: {
-    Value *x = eval(E, F, ast_kid(n, 0));
-    Value *y = x ? eval(E, F, ast_kid(n, 1)) : NULL;
+    Value *x = elab_eval(E, F, ast_kid(n, 0));
+    Value *y = x ? elab_eval(E, F, ast_kid(n, 1)) : NULL;
     if (!y) return NULL;
     const char *op = n->str;
     if (!strcmp(op, "and") || !strcmp(op, "or")) {
@@ -925,7 +869,7 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     return r;
   }
   case N_UNOP: {
-    Value *x = eval(E, F, ast_kid(n, 0));
+    Value *x = elab_eval(E, F, ast_kid(n, 0));
     if (!x) return NULL;
     if (n->str[0] == 'n') {
       if (x->kind != V_BOOL) {
@@ -968,16 +912,16 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     if (!has_density(E, p, ast_kid(n, 0), "KL") || !has_density(E, q, ast_kid(n, 1), "KL")) return NULL;
     Value *kl = val_tensor(E->a, shape_scalar(), n->span);
     if (E->L) { /* KL(first || second), summed over the variables */
-      run_role(E, p);
-      run_role(E, q);
-      int ri = role_index(E, p), qi = role_index(E, q);
+      elab_run_role(E, p);
+      elab_run_role(E, q);
+      int ri = elab_role_index(E, p), qi = elab_role_index(E, q);
       for (int t = 0; t < p->targets.len; t++) {
         Var *v = p->targets.items[t];
         int k = 0;
         while (((Var *)q->targets.items[k]) != v) k++;
         Value *dp = E->role_out[ri][t], *dq = E->role_out[qi][k];
         if (!dp || !dq) return NULL;
-        int x = lower_kl(E->L, dp->dist, dq->dist, role_draw(E, p, t, n->span), v->shape, n->span);
+        int x = lower_kl(E->L, dp->dist, dq->dist, elab_role_draw(E, p, t, n->span), v->shape, n->span);
         int in[2] = {kl->node, x};
         kl->node = kl->node < 0 ? x : graph_add(E->L->g, OP_ADD, in, 2, n->span, NULL);
       }
@@ -989,7 +933,7 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
       diag_error(E->d, n->span, "E[...] can only be used in a loss");
       return NULL;
     }
-    Value *v = eval(E, F, ast_kid(n, 0));
+    Value *v = elab_eval(E, F, ast_kid(n, 0));
     if (v && v->kind != V_TENSOR && !val_is_number(v)) {
       diag_error(E->d, n->span, "E[...] needs a tensor, found %s", val_kind_name(v));
       return NULL;
@@ -997,8 +941,8 @@ static Value *eval(Elab *E, Frame *F, Node *n) {
     return v;
   }
   case N_FLOW: {
-    Value *base = eval(E, F, ast_kid(n, 0));
-    Value *t = base ? eval(E, F, ast_kid(n, 1)) : NULL;
+    Value *base = elab_eval(E, F, ast_kid(n, 0));
+    Value *t = base ? elab_eval(E, F, ast_kid(n, 1)) : NULL;
     if (!t) return NULL;
     if (base->kind != V_DIST || base->dist->fam == D_FLOW) {
       diag_error(E->d, ast_kid(n, 0)->span, "flow needs a base distribution, found %s", val_kind_name(base));
@@ -1054,11 +998,11 @@ static void define_target(Elab *E, Frame *F, const char *name, Value *v, Span at
     Var *var = r->targets.items[i];
     if (strcmp(var->name, name) != 0) continue;
     if (E->L) { /* lowering: remember what this graph's run produced */
-      int ri = role_index(E, r);
+      int ri = elab_role_index(E, r);
       E->role_out[ri][i] = v;
       int node = v->kind == V_TENSOR ? v->node : -1;
       if (node >= 0) E->role_sample[ri][i] = node;
-      if (!strcmp(r->kind, "encoder") && node >= 0) E->var_node[var_index(E, var)] = node;
+      if (!strcmp(r->kind, "encoder") && node >= 0) E->var_node[elab_var_index(E, var)] = node;
       return;
     }
     if (r->produced.items[i]) {
@@ -1073,8 +1017,8 @@ static void define_target(Elab *E, Frame *F, const char *name, Value *v, Span at
 }
 
 static void exec_draw(Elab *E, Frame *F, Node *st) {
-  Value *dv = eval(E, F, ast_kid(st, 0));
-  bind(E, F->scope, st->str, &poison, NULL);
+  Value *dv = elab_eval(E, F, ast_kid(st, 0));
+  elab_bind(E, F->scope, st->str, &poison, NULL);
   if (!dv) return;
   if (dv->kind != V_DIST) {
     diag_error(E->d, ast_kid(st, 0)->span, "expected a distribution after '~', found %s", val_kind_name(dv));
@@ -1119,15 +1063,15 @@ static void exec_draw(Elab *E, Frame *F, Node *st) {
   if (role_target(F, st->str)) {
     define_target(E, F, st->str, dv, st->span);
     if (E->L && sample->node >= 0) { /* the draw, for the variable's users */
-      int ri = role_index(E, F->role);
+      int ri = elab_role_index(E, F->role);
       for (int i = 0; i < F->role->targets.len; i++)
         if (!strcmp(((Var *)F->role->targets.items[i])->name, st->str)) {
           E->role_sample[ri][i] = sample->node;
-          if (!strcmp(F->role->kind, "encoder")) E->var_node[var_index(E, F->role->targets.items[i])] = sample->node;
+          if (!strcmp(F->role->kind, "encoder")) E->var_node[elab_var_index(E, F->role->targets.items[i])] = sample->node;
         }
     }
   }
-  bind(E, F->scope, st->str, sample, NULL);
+  elab_bind(E, F->scope, st->str, sample, NULL);
 }
 
 static void exec_assign(Elab *E, Frame *F, Node *st) {
@@ -1137,10 +1081,10 @@ static void exec_assign(Elab *E, Frame *F, Node *st) {
   if (F->role && !F->in_loop && ast_nkids(targets) == 1 && expr->kind == N_CALL)
     v = eval_call(E, F, expr, join(E, F->prefix, ast_kid(targets, 0)->str));
   else
-    v = eval(E, F, expr);
+    v = elab_eval(E, F, expr);
   int n = ast_nkids(targets);
   if (!v) {
-    for (int i = 0; i < n; i++) bind(E, F->scope, ast_kid(targets, i)->str, &poison, NULL);
+    for (int i = 0; i < n; i++) elab_bind(E, F->scope, ast_kid(targets, i)->str, &poison, NULL);
     return;
   }
   if (n > 1) {
@@ -1167,7 +1111,7 @@ static void exec_assign(Elab *E, Frame *F, Node *st) {
       }
       define_target(E, F, t->str, x, st->span);
     }
-    bind(E, F->scope, t->str, x, NULL);
+    elab_bind(E, F->scope, t->str, x, NULL);
   }
 }
 
@@ -1177,11 +1121,11 @@ static void exec_stmt(Elab *E, Frame *F, Node *st) {
   case N_DRAW: exec_draw(E, F, st); break;
   case N_PARAMDECL: {
     Value *v = declare_param(E, F, st);
-    bind(E, F->scope, st->str, v ? v : &poison, NULL);
+    elab_bind(E, F->scope, st->str, v ? v : &poison, NULL);
     break;
   }
   case N_FOR: {
-    Value *it = eval(E, F, ast_kid(st, 0));
+    Value *it = elab_eval(E, F, ast_kid(st, 0));
     if (!it) break;
     if (it->kind != V_LIST) {
       diag_error(E->d, ast_kid(st, 0)->span, "for needs a list to iterate over, found %s", val_kind_name(it));
@@ -1194,7 +1138,7 @@ static void exec_stmt(Elab *E, Frame *F, Node *st) {
         diag_error(E->d, st->span, "loops unroll to more than %d iterations", MAX_UNROLL);
         break;
       }
-      bind(E, F->scope, st->str, it->items.items[i], NULL);
+      elab_bind(E, F->scope, st->str, it->items.items[i], NULL);
       int errors = diag_errors(E->d);
       exec_block(E, F, ast_kid(st, 1));
       if (diag_errors(E->d) > errors) break; /* one report, not one per iteration */
@@ -1203,7 +1147,7 @@ static void exec_stmt(Elab *E, Frame *F, Node *st) {
     break;
   }
   case N_IF: {
-    Value *c = eval(E, F, ast_kid(st, 0));
+    Value *c = elab_eval(E, F, ast_kid(st, 0));
     if (!c) break;
     if (c->kind != V_BOOL) {
       diag_error(E->d, ast_kid(st, 0)->span, "if needs a bool, found %s", val_kind_name(c));
@@ -1223,11 +1167,11 @@ static void exec_stmt(Elab *E, Frame *F, Node *st) {
       break;
     }
     if (ast_nkids(st) == 1) {
-      F->ret = eval(E, F, ast_kid(st, 0));
+      F->ret = elab_eval(E, F, ast_kid(st, 0));
     } else {
       Value *t = val_new(E->a, V_TUPLE, st->span);
       for (int i = 0; i < ast_nkids(st); i++) {
-        Value *x = eval(E, F, ast_kid(st, i));
+        Value *x = elab_eval(E, F, ast_kid(st, i));
         if (!x) return;
         vec_push(E->a, &t->items, x);
       }
@@ -1292,14 +1236,14 @@ static void add_hyper(Elab *E, Frame *F, Node *bindn, Define *defs, int ndefs) {
       return;
     }
   }
-  Value *v = eval(E, F, ast_kid(bindn, 0));
+  Value *v = elab_eval(E, F, ast_kid(bindn, 0));
   if (v && v->kind != V_INT && v->kind != V_FLOAT && v->kind != V_BOOL && v->kind != V_LIST && v->kind != V_STR) {
     diag_error(E->d, ast_kid(bindn, 0)->span, "a hyper must be an int, a float, a bool, a string or a list; found %s",
                val_kind_name(v));
     v = NULL;
   }
   if (!v) {
-    bind(E, &E->model_scope, bindn->str, &poison, NULL);
+    elab_bind(E, &E->model_scope, bindn->str, &poison, NULL);
     return;
   }
   if (!claim(E, bindn->str, bindn, "a hyper")) return;
@@ -1323,7 +1267,7 @@ static void add_hyper(Elab *E, Frame *F, Node *bindn, Define *defs, int ndefs) {
   for (int i = 0; i < E->early.len; i++)
     if (!strcmp(E->early.items[i], h->name)) h->used = 1; /* reported once already */
   vec_push(E->a, &E->m->hypers, h);
-  bind(E, &E->model_scope, h->name, h->value, &h->used);
+  elab_bind(E, &E->model_scope, h->name, h->value, &h->used);
 }
 
 /* One name, one meaning, across a model's hypers, data, parameters,
@@ -1373,7 +1317,7 @@ static void add_data(Elab *E, Frame *F, Node *n) {
   if (!eval_shape(E, F, ast_kid(n, 0), &v->shape)) return;
   v->shape_known = 1;
   if (cat) {
-    Value *k = eval(E, F, ast_kid(n, 1));
+    Value *k = elab_eval(E, F, ast_kid(n, 1));
     if (!k) return;
     if (k->kind != V_INT || k->i < 2) {
       diag_error(E->d, ast_kid(n, 1)->span, "cat(K) needs an int K of at least 2, found %s",
@@ -1383,7 +1327,7 @@ static void add_data(Elab *E, Frame *F, Node *n) {
     v->classes = (int)k->i;
   }
   if (ast_kid(n, 2)) {
-    Value *lo = eval(E, F, ast_kid(ast_kid(n, 2), 0)), *hi = lo ? eval(E, F, ast_kid(ast_kid(n, 2), 1)) : NULL;
+    Value *lo = elab_eval(E, F, ast_kid(ast_kid(n, 2), 0)), *hi = lo ? elab_eval(E, F, ast_kid(ast_kid(n, 2), 1)) : NULL;
     if (!hi) return;
     if (!val_is_number(lo) || !val_is_number(hi) || val_number(lo) >= val_number(hi)) {
       diag_error(E->d, ast_kid(n, 2)->span, "a range needs two numbers lo < hi");
@@ -1428,14 +1372,13 @@ static void collect_roles(Elab *E, Node *model) {
   }
 }
 
-static void run_role(Elab *E, Role *r);
 
 /* A variable's node in the graph being built: data are inputs, latents come
  * from their encoder (or are inputs when the entry point gives them). */
-static int var_node(Elab *E, Var *v) {
-  int i = var_index(E, v);
+int elab_var_node(Elab *E, Var *v) {
+  int i = elab_var_index(E, v);
   if (E->var_node[i] >= 0) return E->var_node[i];
-  if (!v->is_data && v->encoder && E->role_state[role_index(E, v->encoder)] == 0) run_role(E, v->encoder);
+  if (!v->is_data && v->encoder && E->role_state[elab_role_index(E, v->encoder)] == 0) elab_run_role(E, v->encoder);
   if (E->var_node[i] >= 0) return E->var_node[i];
   GNode *n = graph_begin(E->L->g, OP_INPUT, NULL, 0, v->decl->span, v->name);
   n->s = v->name;
@@ -1446,10 +1389,10 @@ static int var_node(Elab *E, Var *v) {
   return E->var_node[i];
 }
 
-static Value *var_tensor(Elab *E, Var *v, Span at) {
+Value *elab_var_tensor(Elab *E, Var *v, Span at) {
   Value *t = val_tensor(E->a, v->shape, at);
   t->classes = v->classes;
-  if (E->L) t->node = var_node(E, v);
+  if (E->L) t->node = elab_var_node(E, v);
   return t;
 }
 
@@ -1465,7 +1408,7 @@ static Vec snapshot_counters(Elab *E) {
   return v;
 }
 
-static void restore_counters(Elab *E, const Vec *snap) {
+void elab_restore_counters(Elab *E, const Vec *snap) {
   E->counters.len = 0;
   for (int i = 0; i < snap->len; i++) {
     Counter *c = arena_alloc(E->a, sizeof *c);
@@ -1498,7 +1441,7 @@ static void elaborate_role(Elab *E, Role *r) {
   for (int i = 0; i < r->conds.len; i++) {
     Var *v = r->conds.items[i];
     v->used = 1;
-    bind(E, F.scope, v->name, var_tensor(E, v, r->node->span), NULL);
+    elab_bind(E, F.scope, v->name, elab_var_tensor(E, v, r->node->span), NULL);
   }
   /* a generative role sees its own variables: only flows and
    * autoregressive roles may use them, which check.c verifies */
@@ -1507,7 +1450,7 @@ static void elaborate_role(Elab *E, Role *r) {
     own = arena_alloc(E->a, sizeof(Scope));
     for (int i = 0; i < r->targets.len; i++) {
       Var *v = r->targets.items[i];
-      bind(E, own, v->name, v->shape_known ? var_tensor(E, v, r->node->span) : &poison, &r->self_reference);
+      elab_bind(E, own, v->name, v->shape_known ? elab_var_tensor(E, v, r->node->span) : &poison, &r->self_reference);
     }
     own->parent = NULL;
     F.scope->parent = own;
@@ -1516,7 +1459,7 @@ static void elaborate_role(Elab *E, Role *r) {
   if (body->kind == N_BLOCK) {
     exec_block(E, &F, body);
   } else {
-    Value *v = body->kind == N_CALL ? eval_call(E, &F, body, r->name) : eval(E, &F, body);
+    Value *v = body->kind == N_CALL ? eval_call(E, &F, body, r->name) : elab_eval(E, &F, body);
     if (v && r->targets.len != 1) {
       diag_error(E->d, body->span, "%s %s has several variables; define each in a block with '~' or '='", r->kind,
                  role_signature(E->a, r));
@@ -1559,12 +1502,12 @@ static void elaborate_role(Elab *E, Role *r) {
 }
 
 /* Runs a role's body again inside the graph being built. */
-static void run_role(Elab *E, Role *r) {
-  int ri = role_index(E, r);
+void elab_run_role(Elab *E, Role *r) {
+  int ri = elab_role_index(E, r);
   if (E->role_state[ri]) return;
   E->role_state[ri] = 1;
   Vec saved = snapshot_counters(E);
-  restore_counters(E, &r->counters);
+  elab_restore_counters(E, &r->counters);
   Frame F = {0};
   F.mod = E->prog->main;
   F.in_model = 1;
@@ -1574,13 +1517,13 @@ static void run_role(Elab *E, Role *r) {
   F.body = ast_kid(r->node, 2);
   for (int i = 0; i < r->conds.len; i++) {
     Var *v = r->conds.items[i];
-    bind(E, F.scope, v->name, var_tensor(E, v, r->node->span), NULL);
+    elab_bind(E, F.scope, v->name, elab_var_tensor(E, v, r->node->span), NULL);
   }
   if (strcmp(r->kind, "encoder") != 0 && r->self_reference) { /* flows, autoregressive roles */
     Scope *own = arena_alloc(E->a, sizeof(Scope));
     for (int i = 0; i < r->targets.len; i++) {
       Var *v = r->targets.items[i];
-      bind(E, own, v->name, var_tensor(E, v, r->node->span), NULL);
+      elab_bind(E, own, v->name, elab_var_tensor(E, v, r->node->span), NULL);
     }
     F.scope->parent = own;
   }
@@ -1588,12 +1531,12 @@ static void run_role(Elab *E, Role *r) {
   if (body->kind == N_BLOCK) {
     exec_block(E, &F, body);
   } else {
-    Value *v = body->kind == N_CALL ? eval_call(E, &F, body, r->name) : eval(E, &F, body);
+    Value *v = body->kind == N_CALL ? eval_call(E, &F, body, r->name) : elab_eval(E, &F, body);
     if (v) define_target(E, &F, ((Var *)r->targets.items[0])->name, v, body->span);
   }
   E->role_scope[ri] = F.scope;
   E->role_state[ri] = 2;
-  restore_counters(E, &saved);
+  elab_restore_counters(E, &saved);
 }
 
 static void elaborate_roles(Elab *E) {
@@ -1664,11 +1607,11 @@ static void elaborate_losses(Elab *E, Node *model) {
     if (strcmp(r->kind, "critic") == 0) continue;
     Value *v = val_new(E->a, V_ROLE, r->node->span);
     v->s = r->name;
-    bind(E, F.scope, r->name, v, NULL);
+    elab_bind(E, F.scope, r->name, v, NULL);
   }
   for (int i = 0; i < E->m->vars.len; i++) {
     Var *v = E->m->vars.items[i];
-    bind(E, F.scope, v->name, v->shape_known ? var_tensor(E, v, v->decl->span) : &poison, &v->used);
+    elab_bind(E, F.scope, v->name, v->shape_known ? elab_var_tensor(E, v, v->decl->span) : &poison, &v->used);
   }
   for (int i = 0; i < ast_nkids(model); i++) {
     Node *it = ast_kid(model, i);
@@ -1681,7 +1624,7 @@ static void elaborate_losses(Elab *E, Node *model) {
     l->name = it->str;
     l->node = it;
     l->counters = snapshot_counters(E);
-    l->value = eval(E, &F, ast_kid(it, 0));
+    l->value = elab_eval(E, &F, ast_kid(it, 0));
     vec_push(E->a, &E->m->losses, l);
   }
 }
@@ -1713,7 +1656,7 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
       const char *name = it->kind == N_FN ? it->str : it->str2;
       if (!claim(E, name, it, it->kind == N_ROLE ? "a critic" : it->ival ? "a network" : "a function")) continue;
       Value *fv = func_value(E, it, E->prog->main, 1, it->span);
-      bind(E, &E->model_scope, name, fv, NULL);
+      elab_bind(E, &E->model_scope, name, fv, NULL);
     }
   }
   for (int i = 0; i < ast_nkids(model); i++) {
@@ -1722,7 +1665,7 @@ static Model *elaborate_model(Elab *E, Node *model, Define *defs, int ndefs) {
     if (it->kind == N_DATA) add_data(E, &F, it);
     if (it->kind == N_PARAMDECL) {
       Value *v = declare_param(E, &F, it);
-      if (claim(E, it->str, it, "a parameter")) bind(E, &E->model_scope, it->str, v ? v : &poison, NULL);
+      if (claim(E, it->str, it, "a parameter")) elab_bind(E, &E->model_scope, it->str, v ? v : &poison, NULL);
     }
     if (it->kind == N_TRAIN) {
       if (m->train) {
@@ -1761,328 +1704,3 @@ Vec shape_program(Diag *d, Arena *a, Program *prog, Define *defs, int ndefs) {
   return models;
 }
 
-/* ---- entry points ------------------------------------------------------ */
-
-static void begin_graph(Elab *E, Graph *g) {
-  Lower *L = arena_alloc(E->a, sizeof *L);
-  L->g = g;
-  L->d = E->d;
-  L->a = E->a;
-  E->L = L;
-  int nv = E->m->vars.len, nr = E->m->roles.len;
-  E->var_node = arena_alloc(E->a, sizeof(int) * (size_t)(nv + 1));
-  for (int i = 0; i < nv; i++) E->var_node[i] = -1;
-  E->role_out = arena_alloc(E->a, sizeof(Value **) * (size_t)(nr + 1));
-  E->role_sample = arena_alloc(E->a, sizeof(int *) * (size_t)(nr + 1));
-  E->role_scope = arena_alloc(E->a, sizeof(Scope *) * (size_t)(nr + 1));
-  E->role_state = arena_alloc(E->a, (size_t)nr + 1);
-  for (int i = 0; i < nr; i++) {
-    Role *r = E->m->roles.items[i];
-    E->role_out[i] = arena_alloc(E->a, sizeof(Value *) * (size_t)(r->targets.len + 1));
-    E->role_sample[i] = arena_alloc(E->a, sizeof(int) * (size_t)(r->targets.len + 1));
-    for (int t = 0; t < r->targets.len; t++) E->role_sample[i][t] = -1;
-  }
-}
-
-static int scalar_node(Elab *E, int x, Span at) {
-  GNode *n = graph_node(E->L->g, x);
-  return n->shape.rank ? graph_add(E->L->g, OP_SUM, &x, 1, at, NULL) : x;
-}
-
-/* A loss's per-example value, as a scalar node. */
-static int loss_node(Elab *E, Loss *l) {
-  restore_counters(E, &l->counters);
-  Frame F = {0};
-  F.mod = E->prog->main;
-  F.in_model = 1;
-  F.scope = arena_alloc(E->a, sizeof(Scope));
-  F.prefix = "";
-  F.loss = 1;
-  for (int i = 0; i < E->m->roles.len; i++) {
-    Role *r = E->m->roles.items[i];
-    if (!strcmp(r->kind, "critic")) continue;
-    Value *v = val_new(E->a, V_ROLE, r->node->span);
-    v->s = r->name;
-    bind(E, F.scope, r->name, v, NULL);
-  }
-  for (int i = 0; i < E->m->vars.len; i++) {
-    Var *v = E->m->vars.items[i];
-    bind(E, F.scope, v->name, var_tensor(E, v, v->decl->span), NULL);
-  }
-  Value *v = eval(E, &F, ast_kid(l->node, 0));
-  if (!v) return -1;
-  if (v->kind != V_TENSOR || v->node < 0) {
-    diag_error(E->d, l->node->span, "loss %s has nothing to differentiate", l->name);
-    return -1;
-  }
-  return scalar_node(E, v->node, l->node->span);
-}
-
-static int add2(Elab *E, Op op, int a, int b, Span at) {
-  int in[2] = {a, b};
-  return graph_add(E->L->g, op, in, 2, at, NULL);
-}
-
-static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
-  Graph *g = graph_new(E->a, arena_printf(E->a, "train.%d", out->len));
-  const char *groups = "";
-  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++)
-    groups = arena_printf(E->a, "%s%s%s", groups, k ? ", " : "", ast_kid(ast_kid(step, 1), k)->str);
-  g->about = arena_printf(E->a, "%s%s%s%s %s over %s", stage ? "stage " : "", stage ? stage : "", stage ? ": " : "",
-                          step->num != 0 ? "maximize" : "minimize", step->str, groups);
-  begin_graph(E, g);
-  Loss *l = model_loss(E->m, step->str);
-  int x = l ? loss_node(E, l) : -1;
-  if (x < 0) return;
-  Span at = step->span;
-  int reported = graph_add(g, OP_BATCH_MEAN, &x, 1, at, NULL);
-  int objective = step->num != 0 ? graph_add(g, OP_NEG, &reported, 1, at, NULL) : reported;
-  char *mark = arena_alloc(E->a, (size_t)E->m->params.len + 1);
-  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++) model_select(E->m, ast_kid(ast_kid(step, 1), k)->str, mark);
-  Vec wrt = {0};
-  for (int i = 0; i < E->m->params.len; i++)
-    if (mark[i]) vec_push(E->a, &wrt, (void *)(intptr_t)lower_param(E->L, E->m->params.items[i], at));
-  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
-  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
-  for (int i = 0; i < wrt.len; i++) ids[i] = (int)(intptr_t)wrt.items[i];
-  if (!autodiff(g, E->d, objective, ids, wrt.len, grads, arena_printf(E->a, "loss %s", l->name))) return;
-  graph_output(g, "loss", reported);
-  for (int i = 0, k = 0; i < E->m->params.len; i++) {
-    if (!mark[i]) continue;
-    Param *p = E->m->params.items[i];
-    int gk = grads[k++];
-    if (gk < 0) { /* the loss does not depend on it */
-      GNode *z = graph_begin(g, OP_FILL, NULL, 0, at, NULL);
-      z->shape = p->shape;
-      gk = graph_end(g, z);
-    }
-    graph_output(g, arena_printf(E->a, "grad:%s", p->name), gk);
-  }
-  vec_push(E->a, out, g);
-}
-
-static void train_graphs(Elab *E, Vec *out, Node *block, const char *stage) {
-  for (int i = 0; i < ast_nkids(block); i++) {
-    Node *it = ast_kid(block, i);
-    if (it && it->kind == N_STEP) train_graph(E, out, it, stage);
-    if (it && it->kind == N_STAGE) train_graphs(E, out, it, it->str);
-  }
-}
-
-static int has_densities(Model *m, int generative, int inference) {
-  for (int i = 0; i < m->roles.len; i++) {
-    Role *r = m->roles.items[i];
-    int enc = !strcmp(r->kind, "encoder");
-    if (!strcmp(r->kind, "critic") || (enc && !inference) || (!enc && !generative)) continue;
-    if (r->implicit) return 0;
-    for (int t = 0; t < r->produced.len; t++) {
-      Value *p = r->produced.items[t];
-      if (!p || p->kind != V_DIST) return 0;
-    }
-  }
-  return 1;
-}
-
-/* Sum of the log-densities of every role of one side. */
-static int log_side(Elab *E, int encoders, Span at) {
-  int total = -1;
-  for (int i = 0; i < E->m->roles.len; i++) {
-    Role *r = E->m->roles.items[i];
-    if (!strcmp(r->kind, "critic") || (!strcmp(r->kind, "encoder")) != encoders) continue;
-    int x = dref_node(E, r, NULL, 0, at);
-    total = total < 0 ? x : add2(E, OP_ADD, total, x, at);
-  }
-  return total;
-}
-
-static Graph *entry(Elab *E, Vec *out, const char *name, const char *about) {
-  Graph *g = graph_new(E->a, name);
-  g->about = about;
-  begin_graph(E, g);
-  vec_push(E->a, out, g);
-  return g;
-}
-
-static void inference_graphs(Elab *E, Vec *out) {
-  Model *m = E->m;
-  Span at = m->node->span;
-  Graph *g = entry(E, out, "encode", "x -> each latent's mean and a sample");
-  for (int i = 0; i < m->vars.len; i++) {
-    Var *v = m->vars.items[i];
-    if (v->is_data || !v->encoder) continue;
-    graph_output(g, arena_printf(E->a, "%s.sample", v->name), var_node(E, v));
-    int t = 0;
-    while (v->encoder->targets.items[t] != v) t++;
-    graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->encoder, v, 3, at));
-  }
-  for (int pass = 0; pass < 2; pass++) { /* decode: latents given; reconstruct: latents at their means */
-    g = entry(E, out, pass ? "reconstruct" : "decode",
-              pass ? "x -> the decoders' means at the encoders' means" : "latents -> the decoders' means");
-    for (int i = 0; i < m->vars.len; i++) {
-      Var *v = m->vars.items[i];
-      if (v->is_data || !v->encoder) continue;
-      if (pass) {
-        int mean = dref_node(E, v->encoder, v, 3, at);
-        E->var_node[var_index(E, v)] = mean;
-      }
-    }
-    for (int i = 0; i < m->vars.len; i++) {
-      Var *v = m->vars.items[i];
-      if (!v->is_data || !v->generator) continue;
-      if (!pass) /* the decoder's conditions are this entry's inputs */
-        for (int k = 0; k < v->generator->conds.len; k++) {
-          Var *c = v->generator->conds.items[k];
-          if (E->var_node[var_index(E, c)] >= 0) continue;
-          GNode *n = graph_begin(g, OP_INPUT, NULL, 0, c->decl->span, c->name);
-          n->s = c->name;
-          n->shape = c->shape;
-          n->batched = 1;
-          n->classes = c->classes;
-          E->var_node[var_index(E, c)] = graph_end(g, n);
-        }
-      graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->generator, v, 3, at));
-    }
-  }
-}
-
-static void generative_graphs(Elab *E, Vec *out) {
-  Model *m = E->m;
-  Span at = m->node->span;
-  for (int i = 0; i < m->vars.len; i++) { /* without a prior for every latent there is nothing to sample */
-    Var *v = m->vars.items[i];
-    if (!v->is_data && !v->generator) return;
-  }
-  Graph *g = entry(E, out, "sample", "ancestral sampling: priors, then decoders");
-  for (int done = 0, progress = 1; progress;) {
-    progress = 0;
-    for (int i = 0; i < m->vars.len; i++) {
-      Var *v = m->vars.items[i];
-      if (v->is_data || E->var_node[i] >= 0) continue;
-      Role *r = v->generator;
-      int ready = 1;
-      for (int k = 0; k < r->conds.len; k++) ready &= E->var_node[var_index(E, r->conds.items[k])] >= 0;
-      if (!ready) continue;
-      int t = 0;
-      while (r->targets.items[t] != v) t++;
-      Value *p = r->produced.items[t];
-      if (r->autoregressive || (p && p->kind == V_DIST && p->dist->fam == D_FLOW)) {
-        /* drawn by the runtime, one position at a time (prior.<role>, flow.<role>) */
-        GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-        n->s = v->name;
-        n->shape = v->shape;
-        n->batched = 1;
-        n->classes = v->classes;
-        E->var_node[i] = graph_end(g, n);
-      } else if ((E->var_node[i] = role_draw(E, r, t, at)) < 0) {
-        diag_error(E->d, r->node->span, "cannot draw %s from %s", v->name, role_signature(E->a, r));
-        return;
-      }
-      progress = 1;
-      done++;
-    }
-  }
-  for (int i = 0; i < m->vars.len; i++) {
-    Var *v = m->vars.items[i];
-    if (!v->is_data || !v->generator) continue;
-    int t = 0;
-    while (v->generator->targets.items[t] != v) t++;
-    graph_output(g, arena_printf(E->a, "%s.mean", v->name), dref_node(E, v->generator, v, 3, at));
-    graph_output(g, arena_printf(E->a, "%s.sample", v->name), role_draw(E, v->generator, t, at));
-  }
-  for (int i = 0; i < m->vars.len; i++) {
-    Var *v = m->vars.items[i];
-    if (v->is_data) continue;
-    graph_output(g, arena_printf(E->a, "%s.sample", v->name), E->var_node[i]);
-  }
-  /* the one-position steps the runtime iterates for autoregressive and flow priors */
-  for (int i = 0; i < m->roles.len; i++) {
-    Role *r = m->roles.items[i];
-    if (strcmp(r->kind, "prior") || r->produced.len != 1) continue;
-    Value *p = r->produced.items[0];
-    int flow = p && p->kind == V_DIST && p->dist->fam == D_FLOW;
-    if (!r->autoregressive && !flow) continue;
-    g = entry(E, out, arena_printf(E->a, "%s.%s", flow ? "flow" : "prior", r->name),
-              flow ? "z -> eps of the flow (inverted by the runtime one dimension at a time)"
-                   : "codes -> the autoregressive prior's probabilities at every position");
-    Var *v = r->targets.items[0];
-    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-    n->s = v->name;
-    n->shape = v->shape;
-    n->batched = 1;
-    n->classes = v->classes;
-    E->var_node[var_index(E, v)] = graph_end(g, n);
-    run_role(E, r);
-    Value *q = E->role_out[i][0];
-    if (!q || q->kind != V_DIST) continue;
-    if (flow)
-      graph_output(g, "eps", q->dist->eps->node);
-    else
-      graph_output(g, arena_printf(E->a, "%s.mean", v->name), lower_mean(E->L, q->dist, v->shape, at));
-  }
-}
-
-static void bound_graphs(Elab *E, Vec *out) {
-  Model *m = E->m;
-  Span at = m->node->span;
-  if (has_densities(m, 1, 1)) {
-    for (int iw = 0; iw < 2; iw++) {
-      Graph *g = entry(E, out, iw ? "iw" : "elbo",
-                       iw ? "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws"
-                          : "x -> a one-sample estimate of the ELBO and its terms");
-      int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
-      if (pz < 0 || qz < 0) { /* no latent or no data: no bound */
-        out->len--;
-        return;
-      }
-      int w = add2(E, OP_SUB, pz, qz, at);
-      graph_output(g, iw ? "logw" : "elbo", w);
-      if (!iw) {
-        graph_output(g, "log_joint", pz);
-        graph_output(g, "log_q", qz);
-      }
-    }
-  }
-  if (!has_densities(m, 1, 0)) return;
-  Graph *g = entry(E, out, "logjoint", "x, latents -> log p(x, z) and its gradient in each latent");
-  Vec wrt = {0};
-  for (int i = 0; i < m->vars.len; i++) {
-    Var *v = m->vars.items[i];
-    if (v->is_data || v->classes) continue;
-    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-    n->s = v->name;
-    n->shape = v->shape;
-    n->batched = 1;
-    E->var_node[i] = graph_end(g, n);
-    vec_push(E->a, &wrt, v);
-  }
-  int lj = log_side(E, 0, at);
-  if (lj < 0) {
-    out->len--;
-    return;
-  }
-  graph_output(g, "logjoint", lj);
-  int sum = graph_add(g, OP_BATCH_MEAN, &lj, 1, at, NULL);
-  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
-  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
-  for (int i = 0; i < wrt.len; i++) ids[i] = E->var_node[var_index(E, wrt.items[i])];
-  if (!autodiff(g, E->d, sum, ids, wrt.len, grads, "the log-joint")) return;
-  int bs = graph_source(g, OP_BATCH_SIZE, shape_scalar(), 0, at, NULL);
-  for (int i = 0; i < wrt.len; i++) /* d mean / dz is d logjoint / dz over the batch size */
-    if (grads[i] >= 0)
-      graph_output(g, arena_printf(E->a, "grad:%s", ((Var *)wrt.items[i])->name), add2(E, OP_MUL, grads[i], bs, at));
-}
-
-Vec shape_lower(Diag *d, Arena *a, Program *prog, Model *m) {
-  Elab E = {0};
-  E.d = d;
-  E.a = a;
-  E.prog = prog;
-  E.m = m;
-  E.model_scope = *(Scope *)m->scope;
-  Vec out = {0};
-  if (m->train) train_graphs(&E, &out, m->train, NULL);
-  inference_graphs(&E, &out);
-  generative_graphs(&E, &out);
-  bound_graphs(&E, &out);
-  return out;
-}

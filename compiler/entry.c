@@ -1,0 +1,337 @@
+/* entry.c - the entry points of a checked model, each lowered to a graph:
+ * one per training step (forward, loss, gradients of its parameter group),
+ * encode, decode, reconstruct, sample (and the one-position steps of
+ * autoregressive and flow priors), elbo, iw and logjoint.  The model is run
+ * again by the elaborator (shape.c) with lowering on (elab.h). */
+#include <stdint.h>
+#include <string.h>
+
+#include "autodiff.h"
+#include "elab.h"
+#include "lower.h"
+#include "shape.h"
+
+
+static void begin_graph(Elab *E, Graph *g) {
+  Lower *L = arena_alloc(E->a, sizeof *L);
+  L->g = g;
+  L->d = E->d;
+  L->a = E->a;
+  E->L = L;
+  int nv = E->m->vars.len, nr = E->m->roles.len;
+  E->var_node = arena_alloc(E->a, sizeof(int) * (size_t)(nv + 1));
+  for (int i = 0; i < nv; i++) E->var_node[i] = -1;
+  E->role_out = arena_alloc(E->a, sizeof(Value **) * (size_t)(nr + 1));
+  E->role_sample = arena_alloc(E->a, sizeof(int *) * (size_t)(nr + 1));
+  E->role_scope = arena_alloc(E->a, sizeof(Scope *) * (size_t)(nr + 1));
+  E->role_state = arena_alloc(E->a, (size_t)nr + 1);
+  for (int i = 0; i < nr; i++) {
+    Role *r = E->m->roles.items[i];
+    E->role_out[i] = arena_alloc(E->a, sizeof(Value *) * (size_t)(r->targets.len + 1));
+    E->role_sample[i] = arena_alloc(E->a, sizeof(int) * (size_t)(r->targets.len + 1));
+    for (int t = 0; t < r->targets.len; t++) E->role_sample[i][t] = -1;
+  }
+}
+
+static int scalar_node(Elab *E, int x, Span at) {
+  GNode *n = graph_node(E->L->g, x);
+  return n->shape.rank ? graph_add(E->L->g, OP_SUM, &x, 1, at, NULL) : x;
+}
+
+/* A loss's per-example value, as a scalar node. */
+static int loss_node(Elab *E, Loss *l) {
+  elab_restore_counters(E, &l->counters);
+  Frame F = {0};
+  F.mod = E->prog->main;
+  F.in_model = 1;
+  F.scope = arena_alloc(E->a, sizeof(Scope));
+  F.prefix = "";
+  F.loss = 1;
+  for (int i = 0; i < E->m->roles.len; i++) {
+    Role *r = E->m->roles.items[i];
+    if (!strcmp(r->kind, "critic")) continue;
+    Value *v = val_new(E->a, V_ROLE, r->node->span);
+    v->s = r->name;
+    elab_bind(E, F.scope, r->name, v, NULL);
+  }
+  for (int i = 0; i < E->m->vars.len; i++) {
+    Var *v = E->m->vars.items[i];
+    elab_bind(E, F.scope, v->name, elab_var_tensor(E, v, v->decl->span), NULL);
+  }
+  Value *v = elab_eval(E, &F, ast_kid(l->node, 0));
+  if (!v) return -1;
+  if (v->kind != V_TENSOR || v->node < 0) {
+    diag_error(E->d, l->node->span, "loss %s has nothing to differentiate", l->name);
+    return -1;
+  }
+  return scalar_node(E, v->node, l->node->span);
+}
+
+static int add2(Elab *E, Op op, int a, int b, Span at) {
+  int in[2] = {a, b};
+  return graph_add(E->L->g, op, in, 2, at, NULL);
+}
+
+static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
+  Graph *g = graph_new(E->a, arena_printf(E->a, "train.%d", out->len));
+  const char *groups = "";
+  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++)
+    groups = arena_printf(E->a, "%s%s%s", groups, k ? ", " : "", ast_kid(ast_kid(step, 1), k)->str);
+  g->about = arena_printf(E->a, "%s%s%s%s %s over %s", stage ? "stage " : "", stage ? stage : "", stage ? ": " : "",
+                          step->num != 0 ? "maximize" : "minimize", step->str, groups);
+  begin_graph(E, g);
+  Loss *l = model_loss(E->m, step->str);
+  int x = l ? loss_node(E, l) : -1;
+  if (x < 0) return;
+  Span at = step->span;
+  int reported = graph_add(g, OP_BATCH_MEAN, &x, 1, at, NULL);
+  int objective = step->num != 0 ? graph_add(g, OP_NEG, &reported, 1, at, NULL) : reported;
+  char *mark = arena_alloc(E->a, (size_t)E->m->params.len + 1);
+  for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++) model_select(E->m, ast_kid(ast_kid(step, 1), k)->str, mark);
+  Vec wrt = {0};
+  for (int i = 0; i < E->m->params.len; i++)
+    if (mark[i]) vec_push(E->a, &wrt, (void *)(intptr_t)lower_param(E->L, E->m->params.items[i], at));
+  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  for (int i = 0; i < wrt.len; i++) ids[i] = (int)(intptr_t)wrt.items[i];
+  if (!autodiff(g, E->d, objective, ids, wrt.len, grads, arena_printf(E->a, "loss %s", l->name))) return;
+  graph_output(g, "loss", reported);
+  for (int i = 0, k = 0; i < E->m->params.len; i++) {
+    if (!mark[i]) continue;
+    Param *p = E->m->params.items[i];
+    int gk = grads[k++];
+    if (gk < 0) { /* the loss does not depend on it */
+      GNode *z = graph_begin(g, OP_FILL, NULL, 0, at, NULL);
+      z->shape = p->shape;
+      gk = graph_end(g, z);
+    }
+    graph_output(g, arena_printf(E->a, "grad:%s", p->name), gk);
+  }
+  vec_push(E->a, out, g);
+}
+
+static void train_graphs(Elab *E, Vec *out, Node *block, const char *stage) {
+  for (int i = 0; i < ast_nkids(block); i++) {
+    Node *it = ast_kid(block, i);
+    if (it && it->kind == N_STEP) train_graph(E, out, it, stage);
+    if (it && it->kind == N_STAGE) train_graphs(E, out, it, it->str);
+  }
+}
+
+static int has_densities(Model *m, int generative, int inference) {
+  for (int i = 0; i < m->roles.len; i++) {
+    Role *r = m->roles.items[i];
+    int enc = !strcmp(r->kind, "encoder");
+    if (!strcmp(r->kind, "critic") || (enc && !inference) || (!enc && !generative)) continue;
+    if (r->implicit) return 0;
+    for (int t = 0; t < r->produced.len; t++) {
+      Value *p = r->produced.items[t];
+      if (!p || p->kind != V_DIST) return 0;
+    }
+  }
+  return 1;
+}
+
+/* Sum of the log-densities of every role of one side. */
+static int log_side(Elab *E, int encoders, Span at) {
+  int total = -1;
+  for (int i = 0; i < E->m->roles.len; i++) {
+    Role *r = E->m->roles.items[i];
+    if (!strcmp(r->kind, "critic") || (!strcmp(r->kind, "encoder")) != encoders) continue;
+    int x = elab_dref_node(E, r, NULL, 0, at);
+    total = total < 0 ? x : add2(E, OP_ADD, total, x, at);
+  }
+  return total;
+}
+
+static Graph *entry(Elab *E, Vec *out, const char *name, const char *about) {
+  Graph *g = graph_new(E->a, name);
+  g->about = about;
+  begin_graph(E, g);
+  vec_push(E->a, out, g);
+  return g;
+}
+
+static void inference_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  Graph *g = entry(E, out, "encode", "x -> each latent's mean and a sample");
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data || !v->encoder) continue;
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), elab_var_node(E, v));
+    int t = 0;
+    while (v->encoder->targets.items[t] != v) t++;
+    graph_output(g, arena_printf(E->a, "%s.mean", v->name), elab_dref_node(E, v->encoder, v, 3, at));
+  }
+  for (int pass = 0; pass < 2; pass++) { /* decode: latents given; reconstruct: latents at their means */
+    g = entry(E, out, pass ? "reconstruct" : "decode",
+              pass ? "x -> the decoders' means at the encoders' means" : "latents -> the decoders' means");
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (v->is_data || !v->encoder) continue;
+      if (pass) {
+        int mean = elab_dref_node(E, v->encoder, v, 3, at);
+        E->var_node[elab_var_index(E, v)] = mean;
+      }
+    }
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (!v->is_data || !v->generator) continue;
+      if (!pass) /* the decoder's conditions are this entry's inputs */
+        for (int k = 0; k < v->generator->conds.len; k++) {
+          Var *c = v->generator->conds.items[k];
+          if (E->var_node[elab_var_index(E, c)] >= 0) continue;
+          GNode *n = graph_begin(g, OP_INPUT, NULL, 0, c->decl->span, c->name);
+          n->s = c->name;
+          n->shape = c->shape;
+          n->batched = 1;
+          n->classes = c->classes;
+          E->var_node[elab_var_index(E, c)] = graph_end(g, n);
+        }
+      graph_output(g, arena_printf(E->a, "%s.mean", v->name), elab_dref_node(E, v->generator, v, 3, at));
+    }
+  }
+}
+
+static void generative_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  for (int i = 0; i < m->vars.len; i++) { /* without a prior for every latent there is nothing to sample */
+    Var *v = m->vars.items[i];
+    if (!v->is_data && !v->generator) return;
+  }
+  Graph *g = entry(E, out, "sample", "ancestral sampling: priors, then decoders");
+  for (int done = 0, progress = 1; progress;) {
+    progress = 0;
+    for (int i = 0; i < m->vars.len; i++) {
+      Var *v = m->vars.items[i];
+      if (v->is_data || E->var_node[i] >= 0) continue;
+      Role *r = v->generator;
+      int ready = 1;
+      for (int k = 0; k < r->conds.len; k++) ready &= E->var_node[elab_var_index(E, r->conds.items[k])] >= 0;
+      if (!ready) continue;
+      int t = 0;
+      while (r->targets.items[t] != v) t++;
+      Value *p = r->produced.items[t];
+      if (r->autoregressive || (p && p->kind == V_DIST && p->dist->fam == D_FLOW)) {
+        /* drawn by the runtime, one position at a time (prior.<role>, flow.<role>) */
+        GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+        n->s = v->name;
+        n->shape = v->shape;
+        n->batched = 1;
+        n->classes = v->classes;
+        E->var_node[i] = graph_end(g, n);
+      } else if ((E->var_node[i] = elab_role_draw(E, r, t, at)) < 0) {
+        diag_error(E->d, r->node->span, "cannot draw %s from %s", v->name, role_signature(E->a, r));
+        return;
+      }
+      progress = 1;
+      done++;
+    }
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (!v->is_data || !v->generator) continue;
+    int t = 0;
+    while (v->generator->targets.items[t] != v) t++;
+    graph_output(g, arena_printf(E->a, "%s.mean", v->name), elab_dref_node(E, v->generator, v, 3, at));
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), elab_role_draw(E, v->generator, t, at));
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data) continue;
+    graph_output(g, arena_printf(E->a, "%s.sample", v->name), E->var_node[i]);
+  }
+  /* the one-position steps the runtime iterates for autoregressive and flow priors */
+  for (int i = 0; i < m->roles.len; i++) {
+    Role *r = m->roles.items[i];
+    if (strcmp(r->kind, "prior") || r->produced.len != 1) continue;
+    Value *p = r->produced.items[0];
+    int flow = p && p->kind == V_DIST && p->dist->fam == D_FLOW;
+    if (!r->autoregressive && !flow) continue;
+    g = entry(E, out, arena_printf(E->a, "%s.%s", flow ? "flow" : "prior", r->name),
+              flow ? "z -> eps of the flow (inverted by the runtime one dimension at a time)"
+                   : "codes -> the autoregressive prior's probabilities at every position");
+    Var *v = r->targets.items[0];
+    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+    n->s = v->name;
+    n->shape = v->shape;
+    n->batched = 1;
+    n->classes = v->classes;
+    E->var_node[elab_var_index(E, v)] = graph_end(g, n);
+    elab_run_role(E, r);
+    Value *q = E->role_out[i][0];
+    if (!q || q->kind != V_DIST) continue;
+    if (flow)
+      graph_output(g, "eps", q->dist->eps->node);
+    else
+      graph_output(g, arena_printf(E->a, "%s.mean", v->name), lower_mean(E->L, q->dist, v->shape, at));
+  }
+}
+
+static void bound_graphs(Elab *E, Vec *out) {
+  Model *m = E->m;
+  Span at = m->node->span;
+  if (has_densities(m, 1, 1)) {
+    for (int iw = 0; iw < 2; iw++) {
+      Graph *g = entry(E, out, iw ? "iw" : "elbo",
+                       iw ? "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws"
+                          : "x -> a one-sample estimate of the ELBO and its terms");
+      int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
+      if (pz < 0 || qz < 0) { /* no latent or no data: no bound */
+        out->len--;
+        return;
+      }
+      int w = add2(E, OP_SUB, pz, qz, at);
+      graph_output(g, iw ? "logw" : "elbo", w);
+      if (!iw) {
+        graph_output(g, "log_joint", pz);
+        graph_output(g, "log_q", qz);
+      }
+    }
+  }
+  if (!has_densities(m, 1, 0)) return;
+  Graph *g = entry(E, out, "logjoint", "x, latents -> log p(x, z) and its gradient in each latent");
+  Vec wrt = {0};
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data || v->classes) continue;
+    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
+    n->s = v->name;
+    n->shape = v->shape;
+    n->batched = 1;
+    E->var_node[i] = graph_end(g, n);
+    vec_push(E->a, &wrt, v);
+  }
+  int lj = log_side(E, 0, at);
+  if (lj < 0) {
+    out->len--;
+    return;
+  }
+  graph_output(g, "logjoint", lj);
+  int sum = graph_add(g, OP_BATCH_MEAN, &lj, 1, at, NULL);
+  int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
+  for (int i = 0; i < wrt.len; i++) ids[i] = E->var_node[elab_var_index(E, wrt.items[i])];
+  if (!autodiff(g, E->d, sum, ids, wrt.len, grads, "the log-joint")) return;
+  int bs = graph_source(g, OP_BATCH_SIZE, shape_scalar(), 0, at, NULL);
+  for (int i = 0; i < wrt.len; i++) /* d mean / dz is d logjoint / dz over the batch size */
+    if (grads[i] >= 0)
+      graph_output(g, arena_printf(E->a, "grad:%s", ((Var *)wrt.items[i])->name), add2(E, OP_MUL, grads[i], bs, at));
+}
+
+Vec shape_lower(Diag *d, Arena *a, Program *prog, Model *m) {
+  Elab E = {0};
+  E.d = d;
+  E.a = a;
+  E.prog = prog;
+  E.m = m;
+  E.model_scope = *(Scope *)m->scope;
+  Vec out = {0};
+  if (m->train) train_graphs(&E, &out, m->train, NULL);
+  inference_graphs(&E, &out);
+  generative_graphs(&E, &out);
+  bound_graphs(&E, &out);
+  return out;
+}
