@@ -59,6 +59,7 @@ struct Exec {
   void *observer_ctx;
   /* per run */
   KView *views;
+  const float **eptr;
   int *vkind, maxext;
 };
 
@@ -378,7 +379,8 @@ Exec *exec_new(const Graph *g, int max_batch) {
   ex->acc = xcalloc(ex, acc, sizeof(double));
   ex->views = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(KView));
   ex->vkind = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(int));
-  if (!ex->scratch || !ex->work || !ex->acc || !ex->views || !ex->vkind) goto fail;
+  ex->eptr = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(float *));
+  if (!ex->scratch || !ex->work || !ex->acc || !ex->views || !ex->vkind || !ex->eptr) goto fail;
   free(last);
   return ex;
 fail:
@@ -413,6 +415,7 @@ void exec_free(Exec *ex) {
   free(ex->acc);
   free(ex->views);
   free(ex->vkind);
+  free((void *)ex->eptr);
   free(ex);
 }
 
@@ -464,7 +467,7 @@ static int fail(Exec *ex, ExecError *err, int node, long long index, long long B
 
 static int fail(Exec *ex, ExecError *err, int node, long long index, long long B, const char *fmt, ...) {
   if (!err) return -1;
-  char what[512];
+  char what[400];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
@@ -501,7 +504,7 @@ static int fail(Exec *ex, ExecError *err, int node, long long index, long long B
  * the root's into out + k0, the other members' into the scratch. */
 static void group_chunk(Exec *ex, const Group *G, long long k0, long long len, float *out) {
   float *ext = ex->scratch, *mem = ex->scratch + (size_t)G->next * CHUNK;
-  const float *ep[64], **e = G->next <= 64 ? ep : malloc(sizeof(float *) * (size_t)G->next);
+  const float **e = ex->eptr;
   for (int j = 0; j < G->next; j++) {
     const float *src = ex->cur[G->ext[j]];
     switch (ex->vkind[j]) {
@@ -523,7 +526,6 @@ static void group_chunk(Exec *ex, const Group *G, long long k0, long long len, f
       k_binary(x->op, dst, a, b, (long)len);
     }
   }
-  if (e != ep) free((void *)e);
 }
 
 static int run_group(Exec *ex, int root, long long B, ExecError *err) {

@@ -50,7 +50,7 @@ typedef struct {
   const char *name;  /* its readable name (q.h.dense0.y), or NULL */
   char where[256];   /* its source position "nn.vm:14:7", or "" */
   long long index;   /* the first bad element (flat, batch axis included), -1 */
-  char msg[768];     /* one line, e.g. "node %41 (softplus, q.z) at vae.vm:15:37:
+  char msg[1024];    /* one line, e.g. "node %41 (softplus, q.z) at vae.vm:15:37:
                         non-finite value nan at element 3 (example 0)" */
 } ExecError;
 
