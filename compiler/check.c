@@ -411,11 +411,10 @@ static void check_train(Checker *C, Node *train) {
     diag_warning(C->d, C->m->node->span, "model %s has no train block", C->m->name);
     return;
   }
-  int stages = 0, steps = 0;
+  int stages = 0;
   for (int i = 0; i < ast_nkids(train); i++) {
     Node *it = ast_kid(train, i);
     stages += it && it->kind == N_STAGE;
-    steps += it && (it->kind == N_STEP || it->kind == N_FREEZE);
   }
   if (!stages) {
     check_stage(C, train);
@@ -428,7 +427,6 @@ static void check_train(Checker *C, Node *train) {
       break;
     }
   }
-  (void)steps;
   Vec names = {0};
   Node *seen[4] = {0}; /* settings outside the stages: defaults for each */
   for (int i = 0; i < ast_nkids(train); i++) {

@@ -151,7 +151,7 @@ static int parse_args(Options *o, int argc, char **argv) {
 /* The front end and, when asked, lowering, for one file.  Fills `out` with
  * one Vmx per model when compiling (`upto` passes run).  Returns 0, or
  * EXIT_MODEL after printing the model's errors, or EXIT_TROUBLE. */
-static int front_end(Options *o, const char *path, Arena *a, Vec *out, int quiet_ok) {
+static int front_end(Options *o, const char *path, Arena *a, Vec *out) {
   Diag d;
   diag_init(&d, stderr);
   int status = 0;
@@ -177,7 +177,6 @@ static int front_end(Options *o, const char *path, Arena *a, Vec *out, int quiet
       if (out && !diag_errors(&d)) vec_push(a, out, vmx_from_model(a, &d, prog, models.items[i], graphs));
     }
   }
-  (void)quiet_ok;
   diag_finish(&d);
   if (!status && diag_errors(&d)) status = EXIT_MODEL;
   diag_free(&d);
@@ -220,7 +219,7 @@ static int compile(Options *o) {
   if (o->nfiles != 1) return fail_usage("compile takes one model file%s", "");
   Arena *a = arena_new();
   Vec out = {0};
-  int status = front_end(o, o->files[0], a, &out, 0);
+  int status = front_end(o, o->files[0], a, &out);
   if (!status && out.len == 0) {
     fprintf(stderr, "vmc: error: %s defines no model\n", o->files[0]);
     status = EXIT_MODEL;
@@ -250,7 +249,7 @@ static Vmx *diff_side(Options *o, Arena *a, const char *path, int *status) {
     return x;
   }
   Vec out = {0};
-  if (front_end(o, path, a, &out, 0) || out.len != 1) {
+  if (front_end(o, path, a, &out) || out.len != 1) {
     if (out.len > 1) fprintf(stderr, "vmc: error: %s defines several models; diff compares one with one\n", path);
     *status = EXIT_TROUBLE;
     return NULL;
@@ -303,7 +302,7 @@ int main(int argc, char **argv) {
   int status = 0;
   for (int i = 0; i < o.nfiles; i++) {
     Arena *a = arena_new();
-    int s = front_end(&o, o.files[i], a, NULL, 0);
+    int s = front_end(&o, o.files[i], a, NULL);
     arena_free(a);
     if (s > status) status = s;
   }
