@@ -69,6 +69,35 @@ static int times_op(AD *ad, int dy, Op dop, const GNode *x, const GNode *at) {
   return add2(ad, OP_MUL, dy, graph_end(ad->g, n), at);
 }
 
+/* Codes carry no gradient.  When they come from a Categorical draw whose
+ * logits are being differentiated, the gradient would have to pass through
+ * the draw: straight-through when declared and the codes are one-hot coded
+ * (backward as if onehot(c) were softmax(logits)), an error otherwise.
+ * Codes from nearest() are the user's business (sg / straight-through). */
+static void codes_gradient(AD *ad, const GNode *y, const GNode *codes, int dy) {
+  if (!ad->needs[codes->id] || codes->op != OP_SAMPLE_CATEGORICAL) return;
+  const GNode *logits = N(ad, codes->in[0]);
+  if (codes->i[1] == 1 && y->op == OP_ONEHOT) { /* p * (dy - sum0(dy * p)) */
+    int p = add1(ad, OP_SOFTMAX, logits->id, y);
+    int dp = add2(ad, OP_MUL, dy, p, y);
+    GNode *s0 = graph_begin(ad->g, OP_SUM_AXIS, &dp, 1, y->span, NULL);
+    int s = graph_end(ad->g, s0);
+    Shape sh = logits->shape;
+    sh.d[0] = 1;
+    int e = expand_to(ad, reshape(ad, s, sh, y), y);
+    accumulate(ad, logits->id, add2(ad, OP_MUL, p, add2(ad, OP_SUB, dy, e, y), y));
+    return;
+  }
+  if (ad->failed) return;
+  diag_error(ad->d, codes->span,
+             codes->i[1] == 1 ? "the gradient of %s must pass through this Categorical draw: its straight-through "
+                                "estimator works through onehot(...) only"
+                              : "the gradient of %s must pass through this Categorical draw, which cannot be "
+                                "reparameterized: declare an estimator (estimator straight_through) and use onehot(...)",
+             ad->what);
+  ad->failed = 1;
+}
+
 static void rule(AD *ad, const GNode *y, int dy) {
   const GNode *a = y->nin > 0 ? N(ad, y->in[0]) : NULL;
   const GNode *b = y->nin > 1 ? N(ad, y->in[1]) : NULL;
@@ -210,7 +239,11 @@ static void rule(AD *ad, const GNode *y, int dy) {
     }
     break;
   }
+  case OP_ONEHOT:
+    codes_gradient(ad, y, a, dy);
+    break;
   case OP_EMBED:
+    codes_gradient(ad, y, b, dy);
     if (ad->needs[ya]) {
       int in[2] = {dy, yb};
       GNode *n = graph_begin(ad->g, OP_EMBED_DW, in, 2, y->span, NULL);
@@ -219,6 +252,7 @@ static void rule(AD *ad, const GNode *y, int dy) {
     }
     break;
   case OP_PICK:
+    codes_gradient(ad, y, b, dy);
     if (ad->needs[ya]) {
       int in[2] = {dy, yb};
       accumulate(ad, ya, graph_add(ad->g, OP_PICK_DX, in, 2, y->span, NULL));

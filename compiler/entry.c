@@ -170,7 +170,7 @@ static void inference_graphs(Elab *E, Vec *out) {
     for (int i = 0; i < m->vars.len; i++) {
       Var *v = m->vars.items[i];
       if (v->is_data || !v->encoder) continue;
-      if (pass) {
+      if (pass && !v->classes) { /* codes keep their draw: a mean of codes is no code */
         int mean = elab_dref_node(E, v->encoder, v, 3, at);
         E->var_node[elab_var_index(E, v)] = mean;
       }

@@ -85,15 +85,15 @@ int graph_infer(const Graph *g, GNode *n) {
   case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_FILL: case OP_MASK_DEGREE:
   case OP_MASK_CONV: case OP_BATCH_SIZE: case OP_RANDN: case OP_RANDU:
     return 1; /* sources: the shape was given */
-  case OP_SAMPLE_BERNOULLI:
+  case OP_SAMPLE_BERNOULLI: /* a draw per example, even from shared logits */
     n->shape = a->shape;
-    n->batched = a->batched;
+    n->batched = 1;
     return 1;
   case OP_SAMPLE_CATEGORICAL:
     if (a->shape.rank < 1) return 0;
     n->classes = (int)a->shape.d[0];
     n->shape = drop_axis(a->shape, 0);
-    n->batched = a->batched;
+    n->batched = 1;
     return 1;
   case OP_MATMUL: {
     /* operands are viewed as matrices: the batch axis and the leading

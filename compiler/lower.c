@@ -351,6 +351,7 @@ int lower_mean(Lower *L, const Dist *d, Shape shape, Span at) {
   case D_CATEGORICAL: return d->probs ? lower_value(L, d->arg[0], at) : op1(L, OP_SOFTMAX, lower_value(L, d->arg[0], at), at);
   default: return -1;
   }
+  if (m < 0) return -1;
   GNode *n = graph_node(L->g, m);
   if (shape_eq(n->shape, shape)) return m;
   GNode *e = graph_begin(L->g, OP_EXPAND, &m, 1, at, NULL);

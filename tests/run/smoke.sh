@@ -1,0 +1,113 @@
+#!/bin/sh
+# smoke.sh - vmrun end to end on the AVB model (4Frames, synthetic data):
+# it trains, writes metrics and a checkpoint, is reproducible from --seed,
+# evaluates nothing (avb has no elbo entry point), and refuses a truncated
+# .vmx with exit status 2 and a message naming the file.
+#
+# Environment: VMC and VMRUN (the programs to test; default: the ones in the
+# build tree), VML_STDLIB (passed on to vmc).  Prints "N passed, N failed".
+set -u
+LC_ALL=C
+export LC_ALL
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+abspath() { # a path made absolute (the programs run in a temporary dir)
+  case $1 in
+  /*) printf '%s\n' "$1" ;;
+  */*) printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")" ;;
+  *) command -v "$1" ;;
+  esac
+}
+find_prog() { # $1 env value, $2 path in the tree
+  if [ -n "$1" ]; then
+    abspath "$1"
+  else
+    for c in "$PWD/$2" "$top/$2"; do
+      if [ -x "$c" ]; then abspath "$c"; return; fi
+    done
+  fi
+}
+vmc=$(find_prog "${VMC-}" compiler/vmc) || vmc=
+vmrun=$(find_prog "${VMRUN-}" runtime/vmrun) || vmrun=
+if [ -z "$vmc" ] || [ ! -x "$vmc" ]; then
+  echo "smoke.sh: no vmc to test; build it or set VMC" >&2
+  exit 99
+fi
+if [ -z "$vmrun" ] || [ ! -x "$vmrun" ]; then
+  echo "smoke.sh: no vmrun to test; build it or set VMRUN" >&2
+  exit 99
+fi
+if [ -z "${VML_STDLIB-}" ] && [ -d "$top/stdlib" ]; then
+  VML_STDLIB=$top/stdlib
+  export VML_STDLIB
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vml-smoke.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' HUP INT TERM
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "PASS: $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
+
+cd "$tmp" || exit 99
+mkdir w && cd w || exit 99
+if "$vmc" compile "$top/models/avb.vm" >../compile.log 2>&1 && [ -f avb.vmx ]; then
+  ok "vmc compiles models/avb.vm"
+else
+  bad "vmc compiles models/avb.vm"
+  cat ../compile.log
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
+# Small batches keep the test fast (the in-tree build runs under ASan).
+train() { # $1 out dir
+  "$vmrun" train --steps 50 --seed 1 --batch 32 --threads 1 --out "$1" >"$1.log" 2>&1
+}
+
+train run1
+rc=$?
+if [ $rc -eq 0 ]; then ok "vmrun train exits 0"; else bad "vmrun train exits 0 (got $rc)"; cat run1.log; fi
+if [ -s run1/metrics.jsonl ] && [ "$(grep -c '^{"epoch":' run1/metrics.jsonl)" -ge 1 ]; then
+  ok "metrics.jsonl has lines"
+else
+  bad "metrics.jsonl has lines"
+fi
+if [ -s run1/checkpoint.safetensors ]; then ok "checkpoint written"; else bad "checkpoint written"; fi
+if [ -f run1/avb.vmx ]; then ok "the .vmx is copied into the run"; else bad "the .vmx is copied into the run"; fi
+
+train run2
+if [ -s run2/checkpoint.safetensors ] && cmp -s run1/checkpoint.safetensors run2/checkpoint.safetensors; then
+  ok "same seed, byte-identical checkpoints"
+else
+  bad "same seed, byte-identical checkpoints"
+fi
+
+# The default output directory: runs/avb-1.
+"$vmrun" train --steps 2 --seed 3 --batch 16 --threads 1 >default.log 2>&1
+if [ -s runs/avb-1/checkpoint.safetensors ]; then ok "default output runs/avb-1"; else bad "default output runs/avb-1"; cat default.log; fi
+
+# A truncated .vmx: exit 2 and a message naming the file.
+mkdir ../bad && cd ../bad || exit 99
+size=$(wc -c <../w/avb.vmx)
+head -c $((size / 2)) ../w/avb.vmx >broken.vmx
+"$vmrun" train broken.vmx --steps 1 >out.log 2>err.log
+rc=$?
+if [ $rc -eq 2 ] && grep -q 'broken\.vmx' err.log; then
+  ok "truncated .vmx: exit 2 naming the file"
+else
+  bad "truncated .vmx: exit 2 naming the file (got $rc: $(head -n 2 err.log))"
+fi
+
+# No .vmx in the directory: a clear error, exit 2.
+mkdir ../empty && cd ../empty || exit 99
+"$vmrun" train >out.log 2>err.log
+rc=$?
+if [ $rc -eq 2 ] && grep -q 'no \.vmx' err.log; then ok "no .vmx: exit 2"; else bad "no .vmx: exit 2 (got $rc)"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
