@@ -89,6 +89,12 @@ static void codes_gradient(AD *ad, const GNode *y, const GNode *codes, int dy) {
     return;
   }
   if (ad->failed) return;
+  if (codes->i[1] == 2) {
+    diag_error(ad->d, codes->span, "the gradient of %s must pass through this draw: the score_function estimator "
+               "is not implemented yet (straight_through is)", ad->what);
+    ad->failed = 1;
+    return;
+  }
   diag_error(ad->d, codes->span,
              codes->i[1] == 1 ? "the gradient of %s must pass through this Categorical draw: its straight-through "
                                 "estimator works through onehot(...) only"
@@ -269,6 +275,12 @@ static void rule(AD *ad, const GNode *y, int dy) {
     /* fall through */
   case OP_SAMPLE_CATEGORICAL:
     if (!ad->needs[ya]) break;
+    if (y->i[1] == 2) {
+      diag_error(ad->d, y->span, "the gradient of %s must pass through this draw: the score_function estimator "
+                 "is not implemented yet (straight_through is)", ad->what);
+      ad->failed = 1;
+      break;
+    }
     diag_error(ad->d, y->span,
                "the gradient of %s must pass through this %s draw, which cannot be reparameterized: "
                "declare an estimator (estimator straight_through%s)",

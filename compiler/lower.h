@@ -29,7 +29,7 @@ void lower_binary(Lower *L, const char *op, Value *x, Value *y, Value *result, N
 void lower_neg(Lower *L, Value *x, Value *result, Node *at);
 
 /* A draw of the given shape from a distribution (reparameterized where it
- * can be; `estimator` 1 marks a straight-through Bernoulli). */
+ * can be; `estimator`: 0 none, 1 straight-through, 2 score function). */
 int lower_sample(Lower *L, const Dist *d, Shape shape, int estimator, Span at, const char *name);
 /* Per-example scalars over a variable of the given shape. */
 int lower_logpdf(Lower *L, const Dist *d, int x, Shape shape, Span at);

@@ -1056,8 +1056,8 @@ static void exec_draw(Elab *E, Frame *F, Node *st) {
   Value *sample = val_tensor(E->a, sh, st->span);
   sample->classes = dv->dist->classes;
   if (E->L) {
-    int st_through = st->str2 && !strcmp(st->str2, "straight_through");
-    sample->node = lower_sample(E->L, dv->dist, sh, st_through, st->span, join(E, F->prefix, st->str));
+    int estimator = !st->str2 ? 0 : !strcmp(st->str2, "straight_through") ? 1 : 2; /* 2: score_function */
+    sample->node = lower_sample(E->L, dv->dist, sh, estimator, st->span, join(E, F->prefix, st->str));
     if (sample->node >= 0) graph_node(E->L->g, sample->node)->name = join(E, F->prefix, st->str);
   }
   if (role_target(F, st->str)) {
