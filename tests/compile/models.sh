@@ -1,6 +1,7 @@
 #!/bin/sh
 # models.sh - golden IR of every shipped model: `vmc compile models/NAME.vm`
-# must write exactly tests/compile/expected/NAME.vmx.
+# must write exactly tests/compile/expected/NAME.golden (the expected .vmx
+# text; named .golden because it is an expectation, not a build product).
 #
 #   tests/compile/models.sh            compare
 #   tests/compile/models.sh --update   rewrite the expectations (then read
@@ -27,7 +28,7 @@ pass=0
 fail=0
 for m in "$top"/models/*.vm; do
   name=$(basename "$m" .vm)
-  want=$top/tests/compile/expected/$name.vmx
+  want=$top/tests/compile/expected/$name.golden
   if ! (cd "$tmp" && "$vmc" compile -o "$name.vmx" "$m" 2>"$name.err"); then
     echo "FAIL $name: vmc compile failed"
     cat "$tmp/$name.err"
@@ -42,7 +43,7 @@ for m in "$top"/models/*.vm; do
     echo "PASS $name"
     pass=$((pass + 1))
   else
-    echo "FAIL $name: the compiled graph differs from tests/compile/expected/$name.vmx"
+    echo "FAIL $name: the compiled graph differs from tests/compile/expected/$name.golden"
     diff -u "$want" "$tmp/$name.vmx" | head -40
     fail=$((fail + 1))
   fi
