@@ -75,5 +75,7 @@ int elab_var_node(Elab *E, Var *v);            /* a variable's node: input, or f
 int elab_dref_node(Elab *E, Role *r, Var *only, int want, Span at); /* 0 log, 1 sample, 2 entropy, 3 mean */
 int elab_role_draw(Elab *E, Role *r, int t, Span at);
 void elab_restore_counters(Elab *E, const Vec *snap);
+int elab_var_input(Elab *E, Var *v);           /* makes a variable an input of the graph */
+void elab_loss_frame(Elab *E, Frame *F);       /* the frame losses are evaluated in */
 
 #endif

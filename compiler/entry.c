@@ -41,23 +41,8 @@ static int scalar_node(Elab *E, int x, Span at) {
 /* A loss's per-example value, as a scalar node. */
 static int loss_node(Elab *E, Loss *l) {
   elab_restore_counters(E, &l->counters);
-  Frame F = {0};
-  F.mod = E->prog->main;
-  F.in_model = 1;
-  F.scope = arena_alloc(E->a, sizeof(Scope));
-  F.prefix = "";
-  F.loss = 1;
-  for (int i = 0; i < E->m->roles.len; i++) {
-    Role *r = E->m->roles.items[i];
-    if (!strcmp(r->kind, "critic")) continue;
-    Value *v = val_new(E->a, V_ROLE, r->node->span);
-    v->s = r->name;
-    elab_bind(E, F.scope, r->name, v, NULL);
-  }
-  for (int i = 0; i < E->m->vars.len; i++) {
-    Var *v = E->m->vars.items[i];
-    elab_bind(E, F.scope, v->name, elab_var_tensor(E, v, v->decl->span), NULL);
-  }
+  Frame F;
+  elab_loss_frame(E, &F);
   Value *v = elab_eval(E, &F, ast_kid(l->node, 0));
   if (!v) return -1;
   if (v->kind != V_TENSOR || v->node < 0) {
@@ -182,12 +167,7 @@ static void inference_graphs(Elab *E, Vec *out) {
         for (int k = 0; k < v->generator->conds.len; k++) {
           Var *c = v->generator->conds.items[k];
           if (E->var_node[elab_var_index(E, c)] >= 0) continue;
-          GNode *n = graph_begin(g, OP_INPUT, NULL, 0, c->decl->span, c->name);
-          n->s = c->name;
-          n->shape = c->shape;
-          n->batched = 1;
-          n->classes = c->classes;
-          E->var_node[elab_var_index(E, c)] = graph_end(g, n);
+          elab_var_input(E, c);
         }
       graph_output(g, arena_printf(E->a, "%s.mean", v->name), elab_dref_node(E, v->generator, v, 3, at));
     }
@@ -216,12 +196,7 @@ static void generative_graphs(Elab *E, Vec *out) {
       Value *p = r->produced.items[t];
       if (r->autoregressive || (p && p->kind == V_DIST && p->dist->fam == D_FLOW)) {
         /* drawn by the runtime, one position at a time (prior.<role>, flow.<role>) */
-        GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-        n->s = v->name;
-        n->shape = v->shape;
-        n->batched = 1;
-        n->classes = v->classes;
-        E->var_node[i] = graph_end(g, n);
+        elab_var_input(E, v);
       } else if ((E->var_node[i] = elab_role_draw(E, r, t, at)) < 0) {
         diag_error(E->d, r->node->span, "cannot draw %s from %s", v->name, role_signature(E->a, r));
         return;
@@ -254,12 +229,7 @@ static void generative_graphs(Elab *E, Vec *out) {
               flow ? "z -> eps of the flow (inverted by the runtime one dimension at a time)"
                    : "codes -> the autoregressive prior's probabilities at every position");
     Var *v = r->targets.items[0];
-    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-    n->s = v->name;
-    n->shape = v->shape;
-    n->batched = 1;
-    n->classes = v->classes;
-    E->var_node[elab_var_index(E, v)] = graph_end(g, n);
+    elab_var_input(E, v);
     elab_run_role(E, r);
     Value *q = E->role_out[i][0];
     if (!q || q->kind != V_DIST) continue;
@@ -297,11 +267,7 @@ static void bound_graphs(Elab *E, Vec *out) {
   for (int i = 0; i < m->vars.len; i++) {
     Var *v = m->vars.items[i];
     if (v->is_data || v->classes) continue;
-    GNode *n = graph_begin(g, OP_INPUT, NULL, 0, v->decl->span, v->name);
-    n->s = v->name;
-    n->shape = v->shape;
-    n->batched = 1;
-    E->var_node[i] = graph_end(g, n);
+    elab_var_input(E, v);
     vec_push(E->a, &wrt, v);
   }
   int lj = log_side(E, 0, at);

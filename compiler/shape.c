@@ -1380,13 +1380,17 @@ int elab_var_node(Elab *E, Var *v) {
   if (E->var_node[i] >= 0) return E->var_node[i];
   if (!v->is_data && v->encoder && E->role_state[elab_role_index(E, v->encoder)] == 0) elab_run_role(E, v->encoder);
   if (E->var_node[i] >= 0) return E->var_node[i];
+  return elab_var_input(E, v);
+}
+
+/* Makes a variable an input of the graph being built. */
+int elab_var_input(Elab *E, Var *v) {
   GNode *n = graph_begin(E->L->g, OP_INPUT, NULL, 0, v->decl->span, v->name);
   n->s = v->name;
   n->shape = v->shape;
   n->batched = 1;
   n->classes = v->classes;
-  E->var_node[i] = graph_end(E->L->g, n);
-  return E->var_node[i];
+  return E->var_node[elab_var_index(E, v)] = graph_end(E->L->g, n);
 }
 
 Value *elab_var_tensor(Elab *E, Var *v, Span at) {
@@ -1595,24 +1599,31 @@ static void elaborate_roles(Elab *E) {
   }
 }
 
-static void elaborate_losses(Elab *E, Node *model) {
-  Frame F = {0};
-  F.mod = E->prog->main;
-  F.in_model = 1;
-  F.scope = arena_alloc(E->a, sizeof(Scope));
-  F.prefix = "";
-  F.loss = 1;
+/* The frame a loss is evaluated in: role letters (for q.h and p(x | z))
+ * and every variable of the model. */
+void elab_loss_frame(Elab *E, Frame *F) {
+  memset(F, 0, sizeof *F);
+  F->mod = E->prog->main;
+  F->in_model = 1;
+  F->scope = arena_alloc(E->a, sizeof(Scope));
+  F->prefix = "";
+  F->loss = 1;
   for (int i = 0; i < E->m->roles.len; i++) {
     Role *r = E->m->roles.items[i];
     if (strcmp(r->kind, "critic") == 0) continue;
     Value *v = val_new(E->a, V_ROLE, r->node->span);
     v->s = r->name;
-    elab_bind(E, F.scope, r->name, v, NULL);
+    elab_bind(E, F->scope, r->name, v, NULL);
   }
   for (int i = 0; i < E->m->vars.len; i++) {
     Var *v = E->m->vars.items[i];
-    elab_bind(E, F.scope, v->name, v->shape_known ? elab_var_tensor(E, v, v->decl->span) : &poison, &v->used);
+    elab_bind(E, F->scope, v->name, v->shape_known ? elab_var_tensor(E, v, v->decl->span) : &poison, &v->used);
   }
+}
+
+static void elaborate_losses(Elab *E, Node *model) {
+  Frame F;
+  elab_loss_frame(E, &F);
   for (int i = 0; i < ast_nkids(model); i++) {
     Node *it = ast_kid(model, i);
     if (!it || it->kind != N_LOSS) continue;
