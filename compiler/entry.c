@@ -240,26 +240,62 @@ static void generative_graphs(Elab *E, Vec *out) {
   }
 }
 
+static Value *role_dist(Elab *E, Role *r, Var *v) {
+  int t = 0;
+  while (r->targets.items[t] != v) t++;
+  elab_run_role(E, r);
+  Value *d = E->role_out[elab_role_index(E, r)][t];
+  return d && d->kind == V_DIST ? d : NULL;
+}
+
+/* The ELBO as reconstruction minus KL.  Each latent also gives its KL per
+ * element (analytic where both sides have one) and its encoder mean, from
+ * which the runtime reports KL per dimension and active units. */
+static void elbo_graph(Elab *E, Vec *out, Span at) {
+  Model *m = E->m;
+  Graph *g = entry(E, out, "elbo", "x -> a one-sample estimate of the ELBO, its terms, each latent's KL and mean");
+  int kl = -1, rec = -1;
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (v->is_data || !v->encoder || !v->generator) continue;
+    int z = elab_var_node(E, v);
+    Value *q = role_dist(E, v->encoder, v), *p = role_dist(E, v->generator, v);
+    int dims = q && p ? lower_kl_dims(E->L, q->dist, p->dist, z, v->shape, at) : -1;
+    int k;
+    if (dims >= 0) {
+      graph_output(g, arena_printf(E->a, "%s.kl", v->name), dims);
+      k = graph_add(g, OP_SUM, &dims, 1, at, NULL);
+    } else
+      k = add2(E, OP_SUB, elab_dref_node(E, v->encoder, v, 0, at), elab_dref_node(E, v->generator, v, 0, at), at);
+    kl = kl < 0 ? k : add2(E, OP_ADD, kl, k, at);
+    if (!v->classes) graph_output(g, arena_printf(E->a, "%s.mean", v->name), elab_dref_node(E, v->encoder, v, 3, at));
+  }
+  for (int i = 0; i < m->vars.len; i++) {
+    Var *v = m->vars.items[i];
+    if (!v->is_data || !v->generator) continue;
+    int x = elab_dref_node(E, v->generator, v, 0, at);
+    rec = rec < 0 ? x : add2(E, OP_ADD, rec, x, at);
+  }
+  if (kl < 0 || rec < 0) { /* no latent or no data: no bound */
+    out->len--;
+    return;
+  }
+  graph_output(g, "elbo", add2(E, OP_SUB, rec, kl, at));
+  graph_output(g, "rec", rec);
+  graph_output(g, "kl", kl);
+}
+
 static void bound_graphs(Elab *E, Vec *out) {
   Model *m = E->m;
   Span at = m->node->span;
   if (has_densities(m, 1, 1)) {
-    for (int iw = 0; iw < 2; iw++) {
-      Graph *g = entry(E, out, iw ? "iw" : "elbo",
-                       iw ? "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws"
-                          : "x -> a one-sample estimate of the ELBO and its terms");
-      int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
-      if (pz < 0 || qz < 0) { /* no latent or no data: no bound */
-        out->len--;
-        return;
-      }
-      int w = add2(E, OP_SUB, pz, qz, at);
-      graph_output(g, iw ? "logw" : "elbo", w);
-      if (!iw) {
-        graph_output(g, "log_joint", pz);
-        graph_output(g, "log_q", qz);
-      }
-    }
+    elbo_graph(E, out, at);
+    Graph *g = entry(E, out, "iw", "x -> log p(x, z) - log q(z | x) for one z ~ q: the runtime averages exp over k draws");
+    int pz = log_side(E, 0, at), qz = log_side(E, 1, at);
+    if (pz < 0 || qz < 0) /* no latent or no data: no bound */
+      out->len--;
+    else
+      graph_output(g, "logw", add2(E, OP_SUB, pz, qz, at));
   }
   if (!has_densities(m, 1, 0)) return;
   Graph *g = entry(E, out, "logjoint", "x, latents -> log p(x, z) and its gradient in each latent");

@@ -42,15 +42,17 @@ int lower_param(Lower *L, const Param *p, Span at) {
 
 /* Sums an elementwise term over a variable of `shape`, expanding it first
  * when its own shape is smaller (a constant-parameter distribution). */
-static int sum_over(Lower *L, int t, Shape shape, Span at) {
+static int expand_to(Lower *L, int t, Shape shape, Span at) {
   GNode *n = graph_node(L->g, t);
-  if (!shape_eq(n->shape, shape)) {
-    GNode *e = graph_begin(L->g, OP_EXPAND, &t, 1, at, NULL);
-    e->shape = shape;
-    e->batched = n->batched;
-    t = graph_end(L->g, e);
-  }
-  return op1(L, OP_SUM, t, at);
+  if (shape_eq(n->shape, shape)) return t;
+  GNode *e = graph_begin(L->g, OP_EXPAND, &t, 1, at, NULL);
+  e->shape = shape;
+  e->batched = n->batched;
+  return graph_end(L->g, e);
+}
+
+static int sum_over(Lower *L, int t, Shape shape, Span at) {
+  return op1(L, OP_SUM, expand_to(L, t, shape, at), at);
 }
 
 static int reshape_to(Lower *L, int x, Shape s, Span at) {
@@ -254,25 +256,34 @@ static int bernoulli_logits(Lower *L, const Dist *d, Span at) {
   return op2(L, OP_SUB, op1(L, OP_LOG, p, at), op1(L, OP_LOG, op2(L, OP_SUB, constant(L, 1, at), p, at), at), at);
 }
 
-int lower_logpdf(Lower *L, const Dist *d, int x, Shape shape, Span at) {
+/* log p(x) element by element, before the sum, for the families that
+ * factorize over elements; -1 for the others. */
+static int logpdf_terms(Lower *L, const Dist *d, int x, Span at) {
   switch (d->fam) {
   case D_NORMAL: { /* -((x - mu) / s)^2 / 2 - log s - log(2 pi) / 2 */
     int s = lower_value(L, d->arg[1], at);
     int r = op2(L, OP_DIV, op2(L, OP_SUB, x, lower_value(L, d->arg[0], at), at), s, at);
     int t = op2(L, OP_MUL, op1(L, OP_SQUARE, r, at), constant(L, -0.5, at), at);
-    t = op2(L, OP_SUB, t, op2(L, OP_ADD, op1(L, OP_LOG, s, at), constant(L, 0.5 * LOG_2PI, at), at), at);
-    return sum_over(L, t, shape, at);
+    return op2(L, OP_SUB, t, op2(L, OP_ADD, op1(L, OP_LOG, s, at), constant(L, 0.5 * LOG_2PI, at), at), at);
   }
   case D_LAPLACE: { /* -|x - mu| / b - log(2 b) */
     int b = lower_value(L, d->arg[1], at);
     int t = op2(L, OP_DIV, op1(L, OP_ABS, op2(L, OP_SUB, x, lower_value(L, d->arg[0], at), at), at), b, at);
-    t = op2(L, OP_SUB, op1(L, OP_NEG, t, at), op1(L, OP_LOG, op2(L, OP_MUL, constant(L, 2, at), b, at), at), at);
-    return sum_over(L, t, shape, at);
+    return op2(L, OP_SUB, op1(L, OP_NEG, t, at), op1(L, OP_LOG, op2(L, OP_MUL, constant(L, 2, at), b, at), at), at);
   }
   case D_BERNOULLI: { /* x l - softplus(l): log sigmoid written stably */
     int l = bernoulli_logits(L, d, at);
-    return sum_over(L, op2(L, OP_SUB, op2(L, OP_MUL, x, l, at), op1(L, OP_SOFTPLUS, l, at), at), shape, at);
+    return op2(L, OP_SUB, op2(L, OP_MUL, x, l, at), op1(L, OP_SOFTPLUS, l, at), at);
   }
+  default: return -1;
+  }
+}
+
+int lower_logpdf(Lower *L, const Dist *d, int x, Shape shape, Span at) {
+  switch (d->fam) {
+  case D_NORMAL:
+  case D_LAPLACE:
+  case D_BERNOULLI: return sum_over(L, logpdf_terms(L, d, x, at), shape, at);
   case D_CATEGORICAL: { /* logits[x] - logsumexp(logits) */
     int l = lower_value(L, d->arg[0], at);
     if (d->probs) return sum_over(L, op1(L, OP_LOG, op2(L, OP_PICK, l, x, at), at), shape, at);
@@ -316,7 +327,8 @@ int lower_entropy(Lower *L, const Dist *d, Shape shape, Span at) {
   return -1;
 }
 
-int lower_kl(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span at) {
+/* KL(q || p) element by element where it has a closed form; -1 otherwise. */
+static int kl_terms(Lower *L, const Dist *q, const Dist *p, Span at) {
   if (q->fam == D_NORMAL && p->fam == D_NORMAL) {
     /* log s2 - log s1 + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2 */
     int m1 = lower_value(L, q->arg[0], at), s1 = lower_value(L, q->arg[1], at);
@@ -324,8 +336,7 @@ int lower_kl(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span a
     int num = op2(L, OP_ADD, op1(L, OP_SQUARE, s1, at), op1(L, OP_SQUARE, op2(L, OP_SUB, m1, m2, at), at), at);
     int frac = op2(L, OP_DIV, num, op2(L, OP_MUL, constant(L, 2, at), op1(L, OP_SQUARE, s2, at), at), at);
     int t = op2(L, OP_SUB, op1(L, OP_LOG, s2, at), op1(L, OP_LOG, s1, at), at);
-    t = op2(L, OP_SUB, op2(L, OP_ADD, t, frac, at), constant(L, 0.5, at), at);
-    return sum_over(L, t, shape, at);
+    return op2(L, OP_SUB, op2(L, OP_ADD, t, frac, at), constant(L, 0.5, at), at);
   }
   if (q->fam == D_LAPLACE && p->fam == D_LAPLACE) {
     /* log(b2 / b1) + |m1 - m2| / b2 + (b1 / b2) exp(-|m1 - m2| / b1) - 1 */
@@ -336,10 +347,25 @@ int lower_kl(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span a
     t = op2(L, OP_ADD, t, op2(L, OP_DIV, dm, b2, at), at);
     int e = op1(L, OP_EXP, op1(L, OP_NEG, op2(L, OP_DIV, dm, b1, at), at), at);
     t = op2(L, OP_ADD, t, op2(L, OP_MUL, op2(L, OP_DIV, b1, b2, at), e, at), at);
-    return sum_over(L, op2(L, OP_SUB, t, constant(L, 1, at), at), shape, at);
+    return op2(L, OP_SUB, t, constant(L, 1, at), at);
   }
+  return -1;
+}
+
+int lower_kl(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span at) {
+  int t = kl_terms(L, q, p, at);
+  if (t >= 0) return sum_over(L, t, shape, at);
   /* Monte Carlo with the sample of q: log q(z) - log p(z) */
   return op2(L, OP_SUB, lower_logpdf(L, q, zq, shape, at), lower_logpdf(L, p, zq, shape, at), at);
+}
+
+int lower_kl_dims(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span at) {
+  int t = kl_terms(L, q, p, at);
+  if (t >= 0) return expand_to(L, t, shape, at);
+  int a = logpdf_terms(L, q, zq, at);
+  int b = a >= 0 ? logpdf_terms(L, p, zq, at) : -1;
+  if (b < 0) return -1;
+  return op2(L, OP_SUB, expand_to(L, a, shape, at), expand_to(L, b, shape, at), at);
 }
 
 int lower_mean(Lower *L, const Dist *d, Shape shape, Span at) {

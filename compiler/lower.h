@@ -35,6 +35,10 @@ int lower_sample(Lower *L, const Dist *d, Shape shape, int estimator, Span at, c
 int lower_logpdf(Lower *L, const Dist *d, int x, Shape shape, Span at);
 int lower_entropy(Lower *L, const Dist *d, Shape shape, Span at);
 int lower_kl(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span at);
+/* KL(q || p) per element of the variable (shape), analytic where it can be,
+ * else log q(z) - log p(z) at the sample zq; -1 when a side does not
+ * factorize over elements. */
+int lower_kl_dims(Lower *L, const Dist *q, const Dist *p, int zq, Shape shape, Span at);
 /* The distribution's mean (probabilities for Bernoulli and Categorical). */
 int lower_mean(Lower *L, const Dist *d, Shape shape, Span at);
 
