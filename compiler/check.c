@@ -484,12 +484,14 @@ static void check_source_args(Checker *C, Node *call, const char *what, const ch
     int ok = !strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov")
                  ? v->kind == V_STR
              : file_or_fraction ? v->kind == V_STR || (val_is_number(v) && val_number(v) > 0 && val_number(v) < 1)
-             : !strcmp(a->str, "binarize") ? val_is_number(v) && val_number(v) >= 0 && val_number(v) < 255
+             : !strcmp(a->str, "binarize") ? (val_is_number(v) && val_number(v) >= 0 && val_number(v) < 255) ||
+                                                 (v->kind == V_STR && !strcmp(v->s, "dynamic"))
                                             : val_is_number(v) && val_number(v) > 0;
     if (!ok)
       diag_error(C->d, a->span, "%s: '%s' must be %s", what, a->str,
                  file_or_fraction ? "a file name or a fraction in (0, 1) of the training set"
-                 : !strcmp(a->str, "binarize") ? "a threshold in [0, 255): pixels above it become 1"
+                 : !strcmp(a->str, "binarize")
+                     ? "a threshold in [0, 255) (pixels above it become 1) or \"dynamic\" (a fresh draw each epoch)"
                  : v->kind != V_STR && (!strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov"))
                      ? "a string"
                      : "a positive number");

@@ -19,9 +19,16 @@
  *              optim/GRAPH/NAME/v      (ckpt_state_name; '/' never occurs
  *                                      in a .vmx name, so no clash)
  *   metadata   vml.checkpoint = "1", vml.vmx_hash = the .vmx hash line,
- *              vml.seed, vml.rng_step, vml.epoch, vml.position,
- *              vml.optim.GRAPH.t = updates made by step GRAPH
- *              (the CKPT_KEY_* names below; values are decimal strings).
+ *              vml.seed, vml.rng_step, vml.epoch (shuffles drawn),
+ *              vml.position (in the current shuffle), vml.stage,
+ *              vml.round and vml.stage_epoch (progress in that stage),
+ *              vml.report (metrics lines written),
+ *              vml.optim.GRAPH.t and vml.optim.GRAPH.stage_t = updates
+ *              made by step GRAPH, and the options the run was started
+ *              with, vml.run.batch|epochs|steps|lr|data (empty: the
+ *              model's own); everything vmrun train --resume needs to
+ *              continue bit-identically (the CKPT_KEY_* names below;
+ *              numbers are decimal strings).
  * A loader that wants only the model takes the names without a '/'. */
 #ifndef VML_CHECKPOINT_H
 #define VML_CHECKPOINT_H
@@ -37,6 +44,10 @@
 #define CKPT_KEY_RNG_STEP "vml.rng_step"
 #define CKPT_KEY_EPOCH "vml.epoch"
 #define CKPT_KEY_POSITION "vml.position"
+#define CKPT_KEY_STAGE "vml.stage"
+#define CKPT_KEY_ROUND "vml.round"
+#define CKPT_KEY_STAGE_EPOCH "vml.stage_epoch"
+#define CKPT_KEY_REPORT "vml.report"
 #define CKPT_STATE_PREFIX "optim/"
 
 typedef struct {
