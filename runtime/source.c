@@ -230,7 +230,7 @@ static void load_files(DataItem *it, const Source *s, const char *dir_opt, const
   int valid_frac = valid && is_number(valid, &frac);
   DataErr err = {{0}};
   for (int k = 0; k < SPLIT_COUNT; k++) {
-    int needed = want[k] || k == SPLIT_TRAIN;
+    int needed = want[k] || (k == SPLIT_TRAIN && valid_frac && want[SPLIT_VALID]);
     if (!needed || (k == SPLIT_VALID && valid_frac)) continue;
     const char *named = clause_arg(s, split_names[k]);
     if (is_file(dir)) {
@@ -240,7 +240,7 @@ static void load_files(DataItem *it, const Source *s, const char *dir_opt, const
       snprintf(it->file[k], sizeof it->file[k], "%s/%.500s", dir, named);
     else if (data_find_split(dir, split_names[k], it->file[k], (long)sizeof it->file[k], &err) != DATA_OK) {
       if (k == SPLIT_TRAIN) die(2, "%s", err.msg);
-      continue; /* no valid or test split */
+      continue; /* no such split: the caller says when it needs one */
     }
     check_status(data_load(it->file[k], &it->split[k], &err), &err);
     it->have[k] = 1;

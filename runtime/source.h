@@ -30,7 +30,8 @@ typedef struct {
   int dynamic;                  /* binarize = "dynamic": see above */
 } DataItem;
 
-/* Loads the splits asked for (want[k]) that exist; train always.  dir_opt
+/* Loads the splits asked for (want[k]) that exist (and the training split
+ * when the validation split is a fraction of it).  dir_opt
  * is --data or NULL; seed makes synthetic sets and binarizations. */
 void source_load(DataItem *it, const char *dir_opt, const int want[SPLIT_COUNT], uint64_t seed);
 
