@@ -32,18 +32,20 @@ static DataStatus fail(DataErr *err, DataStatus st, const char *fmt, ...) {
 
 void data_init(Dataset *ds) {
   memset(ds, 0, sizeof *ds);
+  ds->scale = 1.0f;
 }
 
 void data_free(Dataset *ds) {
   free(ds->x);
+  free(ds->u8);
   free(ds->labels);
   data_init(ds);
 }
 
-/* n * dim floats (and n labels when `labels`), with the sizes checked so
- * that n * dim * sizeof(float) cannot overflow. */
-static DataStatus alloc_ds(Dataset *ds, long n, long dim, int labels,
-                           const char *what, DataErr *err) {
+/* n * dim floats, or bytes when `bytes` (and n labels when `labels`), with
+ * the sizes checked so that n * dim * sizeof(float) cannot overflow. */
+static DataStatus alloc_ds(Dataset *ds, long n, long dim, int bytes,
+                           int labels, const char *what, DataErr *err) {
   data_free(ds);
   if (n <= 0 || dim <= 0)
     return fail(err, DATA_EARG, "%s: %ld examples of %ld values: expected "
@@ -51,9 +53,12 @@ static DataStatus alloc_ds(Dataset *ds, long n, long dim, int labels,
   if ((size_t)n > SIZE_MAX / sizeof(float) / (size_t)dim)
     return fail(err, DATA_EFORMAT, "%s: %ld examples of %ld values is too "
                 "large", what, n, dim);
-  ds->x = malloc((size_t)n * (size_t)dim * sizeof(float));
+  size_t total = (size_t)n * (size_t)dim;
+  void *v;
+  if (bytes) v = ds->u8 = malloc(total);
+  else v = ds->x = malloc(total * sizeof(float));
   if (labels) ds->labels = calloc((size_t)n, sizeof(int));
-  if (!ds->x || (labels && !ds->labels)) {
+  if (!v || (labels && !ds->labels)) {
     data_free(ds);
     return fail(err, DATA_ENOMEM, "%s: out of memory for %ld x %ld values",
                 what, n, dim);
@@ -172,7 +177,6 @@ DataStatus data_load_idx(const char *path, Dataset *ds, DataErr *err) {
   DataStatus st = open_gz(path, &f, err);
   if (st) return st;
   IdxHeader h;
-  unsigned char *buf = NULL;
   if ((st = idx_header(f, path, &h, err))) goto done;
   long dim = 1;
   for (int i = 1; i < h.ndims; i++) {
@@ -183,30 +187,24 @@ DataStatus data_load_idx(const char *path, Dataset *ds, DataErr *err) {
     }
     dim *= h.dims[i];
   }
-  if ((st = alloc_ds(ds, h.count, dim, 0, path, err))) goto done;
+  /* straight into the bytes: a float copy, even briefly, would be the
+   * largest allocation of a run */
+  if ((st = alloc_ds(ds, h.count, dim, 1, 0, path, err))) goto done;
   ds->rank = h.ndims - 1;
   for (int i = 1; i < h.ndims; i++) ds->shape[i - 1] = h.dims[i];
   ds->bytes = 1;
   const char *unit = h.ndims == 1 ? "label" : "example";
-  buf = malloc((size_t)dim);
-  if (!buf) {
-    st = fail(err, DATA_ENOMEM, "%s: out of memory", path);
+  size_t want = (size_t)h.count * (size_t)dim;
+  size_t got = read_full(f, ds->u8, want);
+  if (got < want) {
+    st = fail(err, DATA_EFORMAT, "%s: %s %zu of %ld: %s after %zu of its "
+              "%ld bytes (the file is truncated)", path, unit,
+              got / (size_t)dim, h.count, gz_reason(f, path),
+              got % (size_t)dim, dim);
     goto done;
-  }
-  for (long i = 0; i < h.count; i++) {
-    size_t got = read_full(f, buf, (size_t)dim);
-    if (got < (size_t)dim) {
-      st = fail(err, DATA_EFORMAT, "%s: %s %ld of %ld: %s after %zu of its "
-                "%ld bytes (the file is truncated)", path, unit, i, h.count,
-                gz_reason(f, path), got, dim);
-      goto done;
-    }
-    float *x = ds->x + i * dim;
-    for (long j = 0; j < dim; j++) x[j] = buf[j];
   }
   st = check_end(f, path, h.count, unit, err);
 done:
-  free(buf);
   gzclose(f);
   if (st) data_free(ds);
   return st;
@@ -306,22 +304,46 @@ static int next_line(Lines *r, DataErr *err) {
   return 1;
 }
 
-/* A growable array of floats. */
-typedef struct {
-  float *v;
-  size_t len, cap;
-} Floats;
+/* Exactly 0 or 1 (not -0: a byte could not give it back). */
+static int is_bit(float v) {
+  return v == 1.0f || (v == 0.0f && !signbit(v));
+}
 
-static int floats_push(Floats *a, float x) {
+/* A growable array of a text file's values: bytes while every value is 0
+ * or 1 (the binarized MNIST .amat: a quarter of the memory, and never a
+ * float copy), floats (f) from the first value that is not. */
+typedef struct {
+  unsigned char *u8;
+  float *f;
+  size_t len, cap;
+} Values;
+
+static int values_to_floats(Values *a) {
+  size_t cap = a->cap ? a->cap : 1;
+  if (cap > SIZE_MAX / sizeof(float)) return -1;
+  float *f = malloc(cap * sizeof(float));
+  if (!f) return -1;
+  for (size_t i = 0; i < a->len; i++) f[i] = a->u8[i];
+  free(a->u8);
+  a->u8 = NULL;
+  a->f = f;
+  return 0;
+}
+
+static int values_push(Values *a, float x) {
+  if (!a->f && !is_bit(x) && values_to_floats(a)) return -1;
   if (a->len == a->cap) {
     size_t ncap = a->cap ? a->cap * 2 : 1024;
-    if (ncap > SIZE_MAX / sizeof(float)) return -1;
-    float *nv = realloc(a->v, ncap * sizeof(float));
+    size_t size = a->f ? sizeof(float) : 1;
+    if (ncap > SIZE_MAX / size) return -1;
+    void *nv = realloc(a->f ? (void *)a->f : (void *)a->u8, ncap * size);
     if (!nv) return -1;
-    a->v = nv;
+    if (a->f) a->f = nv;
+    else a->u8 = nv;
     a->cap = ncap;
   }
-  a->v[a->len++] = x;
+  if (a->f) a->f[a->len++] = x;
+  else a->u8[a->len++] = (unsigned char)x;
   return 0;
 }
 
@@ -358,7 +380,7 @@ static DataStatus load_text(const char *path, int csv, Dataset *ds,
   Lines r = {NULL, path, NULL, 0, 0};
   DataStatus st = open_gz(path, &r.f, err);
   if (st) return st;
-  Floats vals = {NULL, 0, 0};
+  Values vals = {NULL, NULL, 0, 0};
   long cols = -1, rows = 0, first_line = 0;
   int rc;
   while ((rc = next_line(&r, err)) == 1) {
@@ -391,7 +413,7 @@ static DataStatus load_text(const char *path, int csv, Dataset *ds,
                     "'%s'", path, r.lineno, (long)(s - line) + 1, q);
           goto done;
         }
-      } else if (!header && floats_push(&vals, (float)v)) {
+      } else if (!header && values_push(&vals, (float)v)) {
         st = fail(err, DATA_ENOMEM, "%s:%ld: out of memory", path, r.lineno);
         goto done;
       }
@@ -435,10 +457,13 @@ static DataStatus load_text(const char *path, int csv, Dataset *ds,
   ds->dim = cols;
   ds->rank = 1;
   ds->shape[0] = cols;
-  ds->x = vals.v;
-  vals.v = NULL;
+  ds->x = vals.f;
+  ds->u8 = vals.f ? NULL : vals.u8;
+  vals.f = NULL;
+  vals.u8 = NULL;
 done:
-  free(vals.v);
+  free(vals.f);
+  free(vals.u8);
   free(r.buf);
   gzclose(r.f);
   if (st) data_free(ds);
@@ -531,6 +556,7 @@ static DataStatus npy_parse_header(const char *path, const char *hdr,
   return DATA_OK;
 }
 
+/* A float of a float file (uint8 is read as bytes, not through here). */
 static float npy_value_at(const unsigned char *b, NpyType t) {
   switch (t) {
   case NPY_U1:
@@ -613,25 +639,28 @@ DataStatus data_load_npy(const char *path, Dataset *ds, DataErr *err) {
     }
     dim *= shape[i];
   }
-  if ((st = alloc_ds(ds, shape[0], dim, 0, path, err))) goto done;
+  /* uint8 goes straight into the bytes, never through floats */
+  if ((st = alloc_ds(ds, shape[0], dim, type == NPY_U1, 0, path, err)))
+    goto done;
   ds->rank = ndim - 1;
   for (int i = 1; i < ndim; i++) ds->shape[i - 1] = shape[i];
   ds->bytes = type == NPY_U1;
   size_t esize = type == NPY_F8 ? 8 : type == NPY_F4 ? 4 : 1;
   size_t rec = esize * (size_t)dim;
-  buf = malloc(rec);
-  if (!buf) {
+  if (type != NPY_U1 && !(buf = malloc(rec))) {
     st = fail(err, DATA_ENOMEM, "%s: out of memory", path);
     goto done;
   }
   for (long i = 0; i < ds->n; i++) {
-    got = read_full(f, buf, rec);
+    unsigned char *to = type == NPY_U1 ? ds->u8 + i * dim : buf;
+    got = read_full(f, to, rec);
     if (got < rec) {
       st = fail(err, DATA_EFORMAT, "%s: example %ld of %ld: %s after %zu of "
                 "its %zu bytes (the file is truncated)", path, i, ds->n,
                 gz_reason(f, path), got, rec);
       goto done;
     }
+    if (type == NPY_U1) continue;
     float *x = ds->x + i * dim;
     for (long j = 0; j < dim; j++) {
       x[j] = npy_value_at(buf + (size_t)j * esize, type);
@@ -676,8 +705,9 @@ DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err) {
   for (size_t i = 0; i < pad; i++) fputc(' ', f);
   fputc('\n', f);
   for (long i = 0; i < ds->n * ds->dim; i++) {
+    float v = data_at(ds, i);
     uint32_t u;
-    memcpy(&u, &ds->x[i], sizeof u);
+    memcpy(&u, &v, sizeof u);
     unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8),
                           (unsigned char)(u >> 16), (unsigned char)(u >> 24)};
     fwrite(b, 1, 4, f);
@@ -781,22 +811,83 @@ DataStatus data_find_split(const char *dir, const char *split, char *out,
 
 /* ---------------------------------------------------------- transforms */
 
+int data_compact(Dataset *ds) {
+  if (!ds->x) return 0;
+  size_t total = (size_t)ds->n * (size_t)ds->dim;
+  for (size_t i = 0; i < total; i++)
+    if (!is_bit(ds->x[i])) return 0;
+  unsigned char *u8 = malloc(total ? total : 1);
+  if (!u8) return 0;
+  for (size_t i = 0; i < total; i++) u8[i] = ds->x[i] == 1.0f;
+  free(ds->x);
+  ds->x = NULL;
+  ds->u8 = u8;
+  ds->offset = 0.0f;
+  ds->scale = 1.0f;
+  return 1;
+}
+
 void data_scale(Dataset *ds, float lo, float hi) {
   float a = (hi - lo) / 255.0f;
+  ds->bytes = 0;
+  if (!ds->x) {
+    /* lo + a * (offset + scale * b); from the loader's mapping (0, 1)
+     * this is exactly lo + a * b, as the float path computes */
+    ds->offset = lo + a * ds->offset;
+    ds->scale = a * ds->scale;
+    return;
+  }
   long total = ds->n * ds->dim;
   for (long i = 0; i < total; i++) ds->x[i] = lo + a * ds->x[i];
-  ds->bytes = 0;
 }
 
 void data_threshold(Dataset *ds, float t) {
+  ds->bytes = 0;
+  if (!ds->x) {
+    /* 256 possible values: decide each once */
+    unsigned char bit[256];
+    for (int b = 0; b < 256; b++)
+      bit[b] = ds->offset + ds->scale * (float)b > t;
+    long total = ds->n * ds->dim;
+    for (long i = 0; i < total; i++) ds->u8[i] = bit[ds->u8[i]];
+    ds->offset = 0.0f;
+    ds->scale = 1.0f;
+    return;
+  }
   long total = ds->n * ds->dim;
   for (long i = 0; i < total; i++) ds->x[i] = ds->x[i] > t ? 1.0f : 0.0f;
-  ds->bytes = 0;
+  data_compact(ds);
 }
 
 void data_binarize_dynamic(const float *p, float *out, long n, uint64_t seed,
                            uint64_t stream, uint64_t offset) {
   rng_fill_bernoulli(out, p, n, seed, stream, offset);
+}
+
+DataStatus data_binarize_fixed(Dataset *ds, uint64_t seed, uint64_t stream,
+                               DataErr *err) {
+  float *row = malloc((size_t)(ds->dim > 0 ? ds->dim : 1) * sizeof(float));
+  if (!row)
+    return fail(err, DATA_ENOMEM, "binarization: out of memory for an "
+                "example of %ld values", ds->dim);
+  for (long i = 0; i < ds->n; i++) {
+    /* the probabilities as floats, exactly as a gathered batch has them */
+    data_gather(ds, &i, 1, row);
+    data_binarize_dynamic(row, row, ds->dim, seed, stream,
+                          (uint64_t)(i * ds->dim));
+    if (ds->x) {
+      memcpy(ds->x + i * ds->dim, row, (size_t)ds->dim * sizeof(float));
+    } else {
+      unsigned char *u = ds->u8 + i * ds->dim;
+      for (long j = 0; j < ds->dim; j++) u[j] = row[j] != 0.0f;
+    }
+  }
+  free(row);
+  /* only now: the rows above were read through the old mapping */
+  ds->offset = 0.0f;
+  ds->scale = 1.0f;
+  ds->bytes = 0;
+  return DATA_OK;
 }
 
 /* --------------------------------------------------------------- splits */
@@ -806,14 +897,17 @@ DataStatus data_slice(const Dataset *src, long first, long count,
   if (first < 0 || count <= 0 || first > src->n - count)
     return fail(err, DATA_EARG, "examples %ld..%ld of a set of %ld", first,
                 first + count - 1, src->n);
-  DataStatus st = alloc_ds(out, count, src->dim, src->labels != NULL, "slice",
-                           err);
+  DataStatus st = alloc_ds(out, count, src->dim, src->x == NULL,
+                           src->labels != NULL, "slice", err);
   if (st) return st;
   out->rank = src->rank;
   memcpy(out->shape, src->shape, sizeof out->shape);
   out->bytes = src->bytes;
-  memcpy(out->x, src->x + first * src->dim,
-         (size_t)count * (size_t)src->dim * sizeof(float));
+  out->offset = src->offset;
+  out->scale = src->scale;
+  size_t total = (size_t)count * (size_t)src->dim;
+  if (src->x) memcpy(out->x, src->x + first * src->dim, total * sizeof(float));
+  else memcpy(out->u8, src->u8 + first * src->dim, total);
   if (src->labels)
     memcpy(out->labels, src->labels + first, (size_t)count * sizeof(int));
   return DATA_OK;
@@ -833,9 +927,14 @@ DataStatus data_split_fraction(Dataset *train, double fraction,
   if (st) return st;
   /* shrink in place; keeping the larger block is harmless if realloc fails */
   train->n -= nv;
-  float *x = realloc(train->x, (size_t)train->n * (size_t)train->dim *
-                                   sizeof(float));
-  if (x) train->x = x;
+  size_t total = (size_t)train->n * (size_t)train->dim;
+  if (train->x) {
+    float *x = realloc(train->x, total * sizeof(float));
+    if (x) train->x = x;
+  } else {
+    unsigned char *u8 = realloc(train->u8, total);
+    if (u8) train->u8 = u8;
+  }
   if (train->labels) {
     int *l = realloc(train->labels, (size_t)train->n * sizeof(int));
     if (l) train->labels = l;
@@ -855,10 +954,43 @@ void data_permutation(long *perm, long n, uint64_t seed, uint64_t epoch) {
   }
 }
 
+/* Blocks of a fixed 16 values, which the compiler vectorizes even at -O2
+ * (a loop of unknown length it would leave scalar), then the rest. */
+#define GATHER_BLOCK 16
+
+static void bytes_to_floats(float *restrict out,
+                            const unsigned char *restrict in, long n) {
+  long j = 0;
+  for (; j + GATHER_BLOCK <= n; j += GATHER_BLOCK)
+    for (int k = 0; k < GATHER_BLOCK; k++) out[j + k] = (float)in[j + k];
+  for (; j < n; j++) out[j] = (float)in[j];
+}
+
+/* offset + scale * byte, as data_at computes it */
+static void bytes_to_floats_mapped(float *restrict out,
+                                   const unsigned char *restrict in, long n,
+                                   float offset, float scale) {
+  long j = 0;
+  for (; j + GATHER_BLOCK <= n; j += GATHER_BLOCK)
+    for (int k = 0; k < GATHER_BLOCK; k++)
+      out[j + k] = offset + scale * (float)in[j + k];
+  for (; j < n; j++) out[j] = offset + scale * (float)in[j];
+}
+
 void data_gather(const Dataset *ds, const long *perm, long count, float *out) {
-  size_t row = (size_t)ds->dim * sizeof(float);
-  for (long i = 0; i < count; i++)
-    memcpy(out + i * ds->dim, ds->x + perm[i] * ds->dim, row);
+  long dim = ds->dim;
+  if (ds->x) {
+    size_t row = (size_t)dim * sizeof(float);
+    for (long i = 0; i < count; i++)
+      memcpy(out + i * dim, ds->x + perm[i] * dim, row);
+  } else if (ds->offset == 0.0f && ds->scale == 1.0f) {
+    for (long i = 0; i < count; i++)
+      bytes_to_floats(out + i * dim, ds->u8 + perm[i] * dim, dim);
+  } else {
+    for (long i = 0; i < count; i++)
+      bytes_to_floats_mapped(out + i * dim, ds->u8 + perm[i] * dim, dim,
+                             ds->offset, ds->scale);
+  }
 }
 
 /* ------------------------------------------------------------ synthetic */
@@ -867,7 +999,7 @@ void data_gather(const Dataset *ds, const long *perm, long count, float *out) {
 static DataStatus one_hot_images(Dataset *ds, long n, int side, uint64_t seed,
                                  const char *name, DataErr *err) {
   int k = side * side;
-  DataStatus st = alloc_ds(ds, n, k, 1, name, err);
+  DataStatus st = alloc_ds(ds, n, k, 0, 1, name, err);
   if (st) return st;
   ds->rank = 2;
   ds->shape[0] = ds->shape[1] = side;
@@ -893,7 +1025,7 @@ DataStatus data_synth_nine_pixels(Dataset *ds, long n, uint64_t seed,
 
 DataStatus data_synth_gaussian(Dataset *ds, long n, int full, uint64_t seed,
                                DataErr *err) {
-  DataStatus st = alloc_ds(ds, n, 2, 0, "synthetic.gaussian", err);
+  DataStatus st = alloc_ds(ds, n, 2, 0, 0, "synthetic.gaussian", err);
   if (st) return st;
   ds->rank = 1;
   ds->shape[0] = 2;
@@ -918,7 +1050,7 @@ DataStatus data_synth_mixture(Dataset *ds, long n, int k, double radius,
     return fail(err, DATA_EARG, "synthetic.mixture: k = %d, radius = %g, "
                 "std = %g (expected k >= 1, radius >= 0, std >= 0)", k,
                 radius, std);
-  DataStatus st = alloc_ds(ds, n, 2, 1, "synthetic.mixture", err);
+  DataStatus st = alloc_ds(ds, n, 2, 0, 1, "synthetic.mixture", err);
   if (st) return st;
   ds->rank = 1;
   ds->shape[0] = 2;

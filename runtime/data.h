@@ -2,12 +2,17 @@
  * transforms (byte scaling, threshold and dynamic binarization), splits,
  * seeded shuffling and the synthetic sets of LANGUAGE.md §7.2.
  *
- * A Dataset holds n examples of `dim` floats each, row-major, plus
- * optional integer labels.  Every loader checks the file as it reads it:
- * a malformed or truncated file is refused with DATA_EFORMAT (DATA_EIO when
- * it cannot be opened or read) and a message naming the file, the record
- * (example index, or line and column for text formats) and what was
- * expected.  Nothing here exits or aborts on bad input.
+ * A Dataset holds n examples of `dim` values each, row-major, plus
+ * optional integer labels.  The values are floats (x), or, when they come
+ * from bytes or are all 0 or 1, bytes (u8) read as offset + scale * byte:
+ * a quarter of the memory, which for MNIST-sized sets is most of vmrun's.
+ * Read them with data_at (one value) or data_gather (rows of floats).
+ *
+ * Every loader checks the file as it reads it: a malformed or truncated
+ * file is refused with DATA_EFORMAT (DATA_EIO when it cannot be opened or
+ * read) and a message naming the file, the record (example index, or line
+ * and column for text formats) and what was expected.  Nothing here exits
+ * or aborts on bad input.
  *
  * Files ending in .gz are read through zlib; zlib reads plain files as they
  * are, so IDX, NPY, .amat and CSV all accept either. */
@@ -36,24 +41,41 @@ typedef struct {
 
 typedef struct {
   long n;                     /* examples */
-  long dim;                   /* floats per example = product of shape */
+  long dim;                   /* values per example = product of shape */
   int rank;                   /* per-example shape, as stored in the file */
   long shape[DATA_MAX_RANK];  /* (an IDX 28x28 image: rank 2, {28, 28}) */
-  float *x;                   /* n * dim values, example i at x + i * dim */
+  float *x;                   /* n * dim floats, example i at x + i * dim;
+                                 NULL when the values are held as bytes */
+  unsigned char *u8;          /* else n * dim bytes, each standing for
+                                 offset + scale * byte */
+  float offset, scale;        /* 0 and 1 as loaded; see data_scale */
   int *labels;                /* n labels, or NULL */
   int bytes;                  /* 1: the values are raw bytes 0..255 (IDX,
-                                 NPY uint8), to be scaled or thresholded */
+                                 NPY uint8), to be scaled or thresholded;
+                                 0 once transformed, or for other sources
+                                 even when u8 holds them */
 } Dataset;
 
 void data_init(Dataset *ds);
 void data_free(Dataset *ds);   /* and re-initialize */
+
+/* Value i of the n * dim (example i / dim, position i % dim), whichever
+ * the representation.  Inline: the checks call it once per value. */
+static inline float data_at(const Dataset *ds, long i) {
+  return ds->x ? ds->x[i] : ds->offset + ds->scale * (float)ds->u8[i];
+}
+
+/* A float set whose values are all exactly 0 or 1 moves to bytes (offset
+ * 0, scale 1) and frees its floats; 1 when it did.  Out of memory leaves
+ * it as it was: this is an economy, not a transform. */
+int data_compact(Dataset *ds);
 
 /* ---------------------------------------------------------------- loaders
  * Each fills *ds (which it first frees) or leaves it empty on failure. */
 
 /* IDX of unsigned bytes: magic 0x0000080D with D = 1..4 dimensions
  * (0x00000803 images N x rows x cols, 0x00000801 labels N), big-endian
- * dimension sizes, then exactly N x dims bytes. */
+ * dimension sizes, then exactly N x dims bytes.  Held as bytes (u8). */
 DataStatus data_load_idx(const char *path, Dataset *ds, DataErr *err);
 
 /* Labels for ds from an IDX label file (magic 0x00000801): as many as ds
@@ -62,13 +84,15 @@ DataStatus data_load_idx_labels(const char *path, Dataset *ds, DataErr *err);
 
 /* Text, one example per line, values separated by spaces or tabs
  * (binarized MNIST .amat: 784 0/1 values a line).  Every line must have as
- * many values as the first; blank lines are skipped. */
+ * many values as the first; blank lines are skipped.  The text formats
+ * hold their values as bytes while they are all 0 or 1, as floats once
+ * one is not (bytes = 0 either way: nothing to scale). */
 DataStatus data_load_amat(const char *path, Dataset *ds, DataErr *err);
 
 /* NPY version 1.0 / 2.0 (3.0 too: only the header's encoding differs):
  * dtype float32, float64 or uint8 (little-endian or byte-order free),
  * C order, shape (N,) (dim 1), (N, D) or (N, d1, d2, ...) flattened per
- * example. */
+ * example.  uint8 (and bool) is held as bytes, the others as floats. */
 DataStatus data_load_npy(const char *path, Dataset *ds, DataErr *err);
 
 /* CSV of numbers, one example per line, comma-separated.  A first line
@@ -81,7 +105,7 @@ DataStatus data_load_csv(const char *path, Dataset *ds, DataErr *err);
 DataStatus data_load(const char *path, Dataset *ds, DataErr *err);
 
 /* Write ds as NPY 1.0, float32, shape (n, shape...) (for encodings,
- * samples, and the tests). */
+ * samples, and the tests), whichever the representation. */
 DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err);
 
 /* The file of split `split` ("train", "valid" or "test") in `dir`, when the
@@ -96,10 +120,12 @@ DataStatus data_find_split(const char *dir, const char *split, char *out,
 
 /* ------------------------------------------------------------- transforms */
 
-/* `real ... in [lo, hi]`: bytes 0..255 mapped linearly onto [lo, hi]. */
+/* `real ... in [lo, hi]`: bytes 0..255 mapped linearly onto [lo, hi].
+ * A byte set only changes its offset and scale. */
 void data_scale(Dataset *ds, float lo, float hi);
 
-/* binarize = t: 1 where the value is > t, else 0. */
+/* binarize = t: 1 where the value is > t, else 0.  The set ends as bytes
+ * 0/1 (offset 0, scale 1): a float set is compacted. */
 void data_threshold(Dataset *ds, float t);
 
 /* Dynamic binarization of one batch: out[i] = 1 with probability p[i]
@@ -110,6 +136,13 @@ void data_threshold(Dataset *ds, float t);
 void data_binarize_dynamic(const float *p, float *out, long n, uint64_t seed,
                            uint64_t stream, uint64_t offset);
 
+/* Binarizes the whole set once, in place, with the draws of
+ * data_binarize_dynamic on `stream` (example i at offset i * dim): a fixed
+ * binarization, for the splits that are evaluated.  A byte set stays bytes
+ * (0/1, offset 0, scale 1); only a row of floats is used on the way. */
+DataStatus data_binarize_fixed(Dataset *ds, uint64_t seed, uint64_t stream,
+                               DataErr *err);
+
 /* ----------------------------------------------------------------- splits */
 
 /* valid = the LAST round(fraction * n) examples of train, which keeps the
@@ -118,7 +151,7 @@ void data_binarize_dynamic(const float *p, float *out, long n, uint64_t seed,
 DataStatus data_split_fraction(Dataset *train, double fraction,
                                Dataset *valid, DataErr *err);
 
-/* A copy of examples [first, first + count). */
+/* A copy of examples [first, first + count), in the same representation. */
 DataStatus data_slice(const Dataset *src, long first, long count,
                       Dataset *out, DataErr *err);
 
@@ -127,7 +160,8 @@ DataStatus data_slice(const Dataset *src, long first, long count,
  * rng_stream(RNG_NODE_SHUFFLE, epoch).  n <= 2^32. */
 void data_permutation(long *perm, long n, uint64_t seed, uint64_t epoch);
 
-/* Gather examples perm[0..count) of ds into out (count * dim floats). */
+/* Gather examples perm[0..count) of ds into out (count * dim floats);
+ * byte sets are converted on the way (every training step: kept tight). */
 void data_gather(const Dataset *ds, const long *perm, long count, float *out);
 
 /* -------------------------------------------------------------- synthetic

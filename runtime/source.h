@@ -9,7 +9,10 @@
  * binarize = "dynamic" (bit data from byte pixels) keeps the training
  * split's intensities in [0, 1] and draws a fresh binarization each epoch
  * (source_gather); valid and test are binarized once, from a fixed stream,
- * so that evaluations compare. */
+ * so that evaluations compare.
+ *
+ * Byte pixels stay bytes (Dataset.u8) through all of this, and so do float
+ * values that are all 0 or 1: the data are most of vmrun's memory. */
 #ifndef VML_SOURCE_H
 #define VML_SOURCE_H
 

@@ -2,7 +2,9 @@
  * message when ../shared/data is missing next to the source tree), the
  * synthetic sets' statistics, malformed IDX / .amat / CSV / NPY files
  * written to a temporary directory (each refused with the file and the
- * record), NPY and CSV round trips, splits, shuffling and transforms.
+ * record), NPY and CSV round trips, splits, shuffling and transforms,
+ * and the byte representation (IDX and 0/1 sets held as bytes, read
+ * through data_at and data_gather, scaled, thresholded, sliced).
  * The data directory is found from $top_srcdir (set by make check), else
  * from the current directory. */
 #include <check.h>
@@ -71,6 +73,14 @@ static long file_size(const char *path) {
   return n;
 }
 
+/* a and b hold the same values (whatever their representations). */
+static int same_values(const Dataset *a, const Dataset *b) {
+  if (a->n != b->n || a->dim != b->dim) return 0;
+  for (long i = 0; i < a->n * a->dim; i++)
+    if (data_at(a, i) != data_at(b, i)) return 0;
+  return 1;
+}
+
 /* An IDX image file: magic 0x00000803, count x rows x cols, then `nbytes`
  * bytes of pixels i % 256 (nbytes may differ from the header's size). */
 static size_t idx_images(unsigned char *buf, long count, int rows, int cols,
@@ -96,6 +106,7 @@ static void expect_error(LoadFn load, const char *path, DataStatus st, ...) {
   ck_assert_msg(got == st, "%s: status %d, expected %d (%s)", path, got, st,
                 err.msg);
   ck_assert_ptr_null(ds.x);
+  ck_assert_ptr_null(ds.u8);
   ck_assert_int_eq(ds.n, 0);
   ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0,
                 "message does not start with the file name: %s", err.msg);
@@ -140,12 +151,16 @@ START_TEST(test_binarized_mnist) {
   ck_assert_int_eq(ds.shape[0], 28);
   ck_assert_int_eq(ds.shape[1], 28);
   ck_assert_int_eq(ds.bytes, 1);
+  /* held as bytes, a quarter of the floats' memory */
+  ck_assert_ptr_null(ds.x);
+  ck_assert_ptr_nonnull(ds.u8);
   /* no ck_assert in the big loops: each one costs Check a write */
   double ones = 0;
   long bad = 0;
   for (long i = 0; i < ds.n * ds.dim; i++) {
-    bad += !(ds.x[i] == 0.0f || ds.x[i] == 1.0f);
-    ones += ds.x[i];
+    float v = data_at(&ds, i);
+    bad += !(v == 0.0f || v == 1.0f);
+    ones += v;
   }
   ck_assert_msg(bad == 0, "%ld values other than 0 and 1", bad);
   /* about 13% of binarized MNIST pixels are on */
@@ -187,11 +202,12 @@ START_TEST(test_mnist_labels) {
 
   /* grayscale: bytes up to 255; threshold > 127 gives 0/1 */
   float mx = 0;
-  for (long i = 0; i < ds.n * ds.dim; i++) mx = ds.x[i] > mx ? ds.x[i] : mx;
+  for (long i = 0; i < ds.n * ds.dim; i++) mx = fmaxf(mx, data_at(&ds, i));
   ck_assert(mx == 255.0f);
   data_threshold(&ds, 127);
+  ck_assert_ptr_nonnull(ds.u8);
   for (long i = 0; i < ds.n * ds.dim; i++)
-    bad += !(ds.x[i] == 0.0f || ds.x[i] == 1.0f);
+    bad += !(data_at(&ds, i) == 0.0f || data_at(&ds, i) == 1.0f);
   ck_assert_int_eq(bad, 0);
 
   /* the labels of a set of another size are refused */
@@ -222,11 +238,11 @@ START_TEST(test_four_frames) {
   ck_assert_int_eq(ds.rank, 2);
   long count[4] = {0}, bad = 0;
   for (long i = 0; i < ds.n; i++) {
-    float *x = ds.x + 4 * i;
     int on = -1, k = 0;
     for (int j = 0; j < 4; j++) {
-      bad += !(x[j] == 0.0f || x[j] == 1.0f);
-      if (x[j] == 1.0f) on = j, k++;
+      float v = data_at(&ds, 4 * i + j);
+      bad += !(v == 0.0f || v == 1.0f);
+      if (v == 1.0f) on = j, k++;
     }
     if (k != 1 || ds.labels[i] != on) bad++;
     else count[on]++;
@@ -240,9 +256,9 @@ START_TEST(test_four_frames) {
   Dataset again;
   data_init(&again);
   ck_assert_int_eq(data_synth_four_frames(&again, 4000, 17, &err), DATA_OK);
-  ck_assert(memcmp(ds.x, again.x, 4000 * 4 * sizeof(float)) == 0);
+  ck_assert(same_values(&ds, &again));
   ck_assert_int_eq(data_synth_four_frames(&again, 4000, 18, &err), DATA_OK);
-  ck_assert(memcmp(ds.x, again.x, 4000 * 4 * sizeof(float)) != 0);
+  ck_assert(!same_values(&ds, &again));
   data_free(&again);
   ck_assert_int_eq(data_synth_four_frames(&ds, 0, 1, &err), DATA_EARG);
   data_free(&ds);
@@ -260,9 +276,9 @@ START_TEST(test_nine_pixels) {
   long count[9] = {0}, bad = 0;
   for (long i = 0; i < ds.n; i++) {
     float s = 0;
-    for (int j = 0; j < 9; j++) s += ds.x[9 * i + j];
+    for (int j = 0; j < 9; j++) s += data_at(&ds, 9 * i + j);
     if (s != 1.0f || ds.labels[i] < 0 || ds.labels[i] > 8 ||
-        ds.x[9 * i + ds.labels[i]] != 1.0f)
+        data_at(&ds, 9 * i + ds.labels[i]) != 1.0f)
       bad++;
     else
       count[ds.labels[i]]++;
@@ -278,13 +294,13 @@ END_TEST
 static void moments(const Dataset *ds, double m[2], double c[3]) {
   m[0] = m[1] = c[0] = c[1] = c[2] = 0;
   for (long i = 0; i < ds->n; i++) {
-    m[0] += ds->x[2 * i];
-    m[1] += ds->x[2 * i + 1];
+    m[0] += data_at(ds, 2 * i);
+    m[1] += data_at(ds, 2 * i + 1);
   }
   m[0] /= ds->n;
   m[1] /= ds->n;
   for (long i = 0; i < ds->n; i++) {
-    double a = ds->x[2 * i] - m[0], b = ds->x[2 * i + 1] - m[1];
+    double a = data_at(ds, 2 * i) - m[0], b = data_at(ds, 2 * i + 1) - m[1];
     c[0] += a * a;
     c[1] += a * b;
     c[2] += b * b;
@@ -331,8 +347,8 @@ START_TEST(test_mixture) {
       bad++;
       continue;
     }
-    sx[j] += ds.x[2 * i];
-    sy[j] += ds.x[2 * i + 1];
+    sx[j] += data_at(&ds, 2 * i);
+    sy[j] += data_at(&ds, 2 * i + 1);
     cnt[j]++;
   }
   ck_assert_int_eq(bad, 0);
@@ -369,10 +385,11 @@ START_TEST(test_idx_ok_plain_and_gz) {
                   err.msg);
     ck_assert_int_eq(ds.n, 3);
     ck_assert_int_eq(ds.dim, 4);
-    for (int i = 0; i < 12; i++) ck_assert(ds.x[i] == (float)i);
+    ck_assert_ptr_null(ds.x);
+    for (int i = 0; i < 12; i++) ck_assert(data_at(&ds, i) == (float)i);
     data_scale(&ds, -1, 1);
-    ck_assert(fabsf(ds.x[0] + 1) < 1e-6f);
-    ck_assert(fabsf(ds.x[11] - (-1 + 2 * 11 / 255.0f)) < 1e-6f);
+    ck_assert(fabsf(data_at(&ds, 0) + 1) < 1e-6f);
+    ck_assert(fabsf(data_at(&ds, 11) - (-1 + 2 * 11 / 255.0f)) < 1e-6f);
     ck_assert_int_eq(ds.bytes, 0);
     data_free(&ds);
   }
@@ -474,14 +491,19 @@ START_TEST(test_amat) {
   long bad = 0;
   for (int l = 1; l <= 5; l++)
     for (int j = 0; j < 784; j++)
-      bad += ds.x[784 * (l - 1) + j] != ((j + l) % 3 == 0 ? 1.0f : 0.0f);
+      bad += data_at(&ds, 784 * (l - 1) + j) !=
+             ((j + l) % 3 == 0 ? 1.0f : 0.0f);
   ck_assert_int_eq(bad, 0);
+  /* 0/1 text is held as bytes, without a float copy */
+  ck_assert_ptr_null(ds.x);
+  ck_assert_ptr_nonnull(ds.u8);
+  ck_assert_int_eq(ds.bytes, 0);   /* nothing to scale or threshold */
   /* gzipped, the same */
   Dataset gz;
   data_init(&gz);
   p = write_gz("b.amat.gz", text, strlen(text));
   ck_assert_msg(data_load(p, &gz, &err) == DATA_OK, "%s", err.msg);
-  ck_assert(gz.n == 5 && memcmp(gz.x, ds.x, 5 * 784 * sizeof(float)) == 0);
+  ck_assert(gz.n == 5 && same_values(&gz, &ds));
   /* the same gzipped and cut in the middle of its stream */
   p = tmp("b.amat.gz");
   long size = file_size(p);
@@ -511,7 +533,20 @@ START_TEST(test_amat) {
   /* windows line ends and a missing last newline are fine */
   p = write_text("crlf.amat", "0 1\r\n1 0");
   ck_assert_msg(data_load_amat(p, &ds, &err) == DATA_OK, "%s", err.msg);
-  ck_assert(ds.n == 2 && ds.dim == 2 && ds.x[2] == 1.0f);
+  ck_assert(ds.n == 2 && ds.dim == 2 && data_at(&ds, 2) == 1.0f);
+  /* a value other than 0 or 1 late in the file turns the set to floats,
+   * keeping those before it */
+  p = write_text("late.amat", "0 1\n1 0\n1 0.5\n");
+  ck_assert_msg(data_load_amat(p, &ds, &err) == DATA_OK, "%s", err.msg);
+  ck_assert_ptr_nonnull(ds.x);
+  ck_assert_ptr_null(ds.u8);
+  const float late[6] = {0, 1, 1, 0, 1, 0.5f};
+  for (int i = 0; i < 6; i++) ck_assert(data_at(&ds, i) == late[i]);
+  /* -0 is not a bit: a byte could not give it back */
+  p = write_text("neg.amat", "0 1\n-0 1\n");
+  ck_assert_msg(data_load_amat(p, &ds, &err) == DATA_OK, "%s", err.msg);
+  ck_assert_ptr_nonnull(ds.x);
+  ck_assert(signbit(data_at(&ds, 2)));
   data_free(&ds);
   remove_tmpdir();
 }
@@ -527,12 +562,12 @@ START_TEST(test_csv) {
   ck_assert_int_eq(ds.n, 2);
   ck_assert_int_eq(ds.dim, 3);
   const float want[6] = {1, 2.5f, -3, 4, 50, 6};
-  for (int i = 0; i < 6; i++) ck_assert(ds.x[i] == want[i]);
+  for (int i = 0; i < 6; i++) ck_assert(data_at(&ds, i) == want[i]);
 
   /* no header: the first line is data */
   p = write_text("n.csv", "1,2\n3,4\n");
   ck_assert_msg(data_load_csv(p, &ds, &err) == DATA_OK, "%s", err.msg);
-  ck_assert(ds.n == 2 && ds.x[0] == 1.0f);
+  ck_assert(ds.n == 2 && data_at(&ds, 0) == 1.0f);
 
   /* a round trip of random values printed with %.9g */
   float vals[40];
@@ -547,6 +582,7 @@ START_TEST(test_csv) {
   p = write_text("r.csv", text);
   ck_assert_msg(data_load_csv(p, &ds, &err) == DATA_OK, "%s", err.msg);
   ck_assert(ds.n == 10 && ds.dim == 4);
+  ck_assert_ptr_nonnull(ds.x);
   ck_assert(memcmp(ds.x, vals, sizeof vals) == 0);
   data_free(&ds);
 
@@ -601,21 +637,24 @@ START_TEST(test_npy) {
   ck_assert_msg(data_load(p, &ds, &err) == DATA_OK, "%s", err.msg);
   ck_assert(ds.n == 2 && ds.dim == 6 && ds.rank == 2 && ds.shape[0] == 2 &&
             ds.shape[1] == 3);
-  for (int i = 0; i < 12; i++) ck_assert(ds.x[i] == (float)d[i]);
+  for (int i = 0; i < 12; i++) ck_assert(data_at(&ds, i) == (float)d[i]);
 
   /* uint8, version 2.0, 2-D */
   unsigned char u[6] = {0, 1, 2, 253, 254, 255};
   p = write_npy("u.npy", 2, "{'descr': '|u1', 'fortran_order': False, "
                 "'shape': (3, 2), }", u, sizeof u);
   ck_assert_msg(data_load_npy(p, &ds, &err) == DATA_OK, "%s", err.msg);
-  ck_assert(ds.n == 3 && ds.dim == 2 && ds.bytes == 1 && ds.x[5] == 255.0f);
+  ck_assert(ds.n == 3 && ds.dim == 2 && ds.bytes == 1);
+  ck_assert(ds.x == NULL && ds.u8 != NULL);
+  for (int i = 0; i < 6; i++) ck_assert(data_at(&ds, i) == (float)u[i]);
 
   /* float32, 1-D: one value per example */
   float f[5] = {1.5f, -2, 3, 4, 5};
   p = write_npy("f.npy", 1, "{'descr': '<f4', 'fortran_order': False, "
                 "'shape': (5,), }", f, sizeof f);
   ck_assert_msg(data_load_npy(p, &ds, &err) == DATA_OK, "%s", err.msg);
-  ck_assert(ds.n == 5 && ds.dim == 1 && ds.rank == 0 && ds.x[0] == 1.5f);
+  ck_assert(ds.n == 5 && ds.dim == 1 && ds.rank == 0 &&
+            data_at(&ds, 0) == 1.5f);
   data_free(&ds);
 
   /* round trip through data_save_npy, then gzipped */
@@ -628,14 +667,22 @@ START_TEST(test_npy) {
   ck_assert_int_eq(file_size(p) % 16, 0);   /* header padded: 128 + 800 */
   ck_assert_msg(data_load_npy(p, &back, &err) == DATA_OK, "%s", err.msg);
   ck_assert(back.n == 100 && back.dim == 2 && back.rank == 1);
-  ck_assert(memcmp(src.x, back.x, 200 * sizeof(float)) == 0);
+  ck_assert(same_values(&src, &back));
   data_free(&back);
   ck_assert_int_eq(data_synth_four_frames(&src, 7, 9, &err), DATA_OK);
   p = tmp("ff.npy");
   ck_assert_int_eq(data_save_npy(p, &src, &err), DATA_OK);
   ck_assert_msg(data_load_npy(p, &back, &err) == DATA_OK, "%s", err.msg);
   ck_assert(back.n == 7 && back.rank == 2 && back.shape[1] == 2);
-  ck_assert(memcmp(src.x, back.x, 28 * sizeof(float)) == 0);
+  ck_assert(same_values(&src, &back));
+  /* a byte set is written as the floats it stands for */
+  ck_assert_int_eq(data_compact(&src), 1);
+  data_scale(&src, -1, 1);
+  p = tmp("ffb.npy");
+  ck_assert_int_eq(data_save_npy(p, &src, &err), DATA_OK);
+  ck_assert_msg(data_load_npy(p, &back, &err) == DATA_OK, "%s", err.msg);
+  ck_assert_ptr_nonnull(back.x);
+  ck_assert(same_values(&src, &back));
   data_free(&src);
   data_free(&back);
 
@@ -821,10 +868,213 @@ START_TEST(test_binarize) {
   ck_assert_int_eq(data_load_idx(write_file("b", buf, n), &ds, &err),
                    DATA_OK);
   data_threshold(&ds, 127);
-  ck_assert(ds.x[127] == 0.0f && ds.x[128] == 1.0f && ds.x[255] == 1.0f);
+  ck_assert(data_at(&ds, 127) == 0.0f && data_at(&ds, 128) == 1.0f &&
+            data_at(&ds, 255) == 1.0f);
   ck_assert_int_eq(data_load_idx(tmp("b"), &ds, &err), DATA_OK);
   data_scale(&ds, 0, 1);
-  ck_assert(ds.x[0] == 0.0f && ds.x[255] == 1.0f);
+  ck_assert(data_at(&ds, 0) == 0.0f && data_at(&ds, 255) == 1.0f);
+  data_free(&ds);
+  remove_tmpdir();
+}
+END_TEST
+
+/* ------------------------------------------------------------ byte sets */
+
+/* A byte set of n 5x5 images from an IDX file: pixel j of image i is
+ * (7 * i + 3 * j) % 256, so every example differs. */
+static void load_bytes(Dataset *ds, long n) {
+  unsigned char *buf = malloc(16 + (size_t)n * 25);
+  ck_assert_ptr_nonnull(buf);
+  size_t len = idx_images(buf, n, 5, 5, 0);
+  for (long i = 0; i < n; i++)
+    for (int j = 0; j < 25; j++)
+      buf[len++] = (unsigned char)((7 * i + 3 * j) % 256);
+  DataErr err;
+  ck_assert_msg(data_load_idx(write_file("bytes-idx3-ubyte", buf, len), ds,
+                              &err) == DATA_OK, "%s", err.msg);
+  free(buf);
+}
+
+static float pixel(long i, int j) {
+  return (float)((7 * i + 3 * j) % 256);
+}
+
+/* data_gather of perm agrees with data_at, value for value. */
+static void check_gather(const Dataset *ds, const long *perm, long count) {
+  float *out = malloc((size_t)(count * ds->dim) * sizeof(float));
+  ck_assert_ptr_nonnull(out);
+  data_gather(ds, perm, count, out);
+  long bad = 0;
+  for (long i = 0; i < count; i++)
+    for (long j = 0; j < ds->dim; j++)
+      bad += out[i * ds->dim + j] != data_at(ds, perm[i] * ds->dim + j);
+  ck_assert_int_eq(bad, 0);
+  free(out);
+}
+
+START_TEST(test_idx_bytes) {
+  make_tmpdir();
+  Dataset ds;
+  data_init(&ds);
+  load_bytes(&ds, 40);
+  /* bytes, never floats: x stays NULL */
+  ck_assert_ptr_null(ds.x);
+  ck_assert_ptr_nonnull(ds.u8);
+  ck_assert_int_eq(ds.bytes, 1);
+  ck_assert(ds.offset == 0.0f && ds.scale == 1.0f);
+  ck_assert(ds.n == 40 && ds.dim == 25);
+  long bad = 0;
+  for (long i = 0; i < 40; i++)
+    for (int j = 0; j < 25; j++) bad += data_at(&ds, i * 25 + j) != pixel(i, j);
+  ck_assert_int_eq(bad, 0);
+  /* gather, the plain conversion: dim 25 has a block of 16 and a rest */
+  long perm[40];
+  data_permutation(perm, 40, 5, 0);
+  check_gather(&ds, perm, 40);
+  float out[2 * 25];
+  long two[2] = {39, 3};
+  data_gather(&ds, two, 2, out);
+  for (int j = 0; j < 25; j++)
+    ck_assert(out[j] == pixel(39, j) && out[25 + j] == pixel(3, j));
+
+  /* scale: the bytes stay, the mapping changes; gathered as data_at */
+  data_scale(&ds, -1, 1);
+  ck_assert_ptr_null(ds.x);
+  ck_assert_int_eq(ds.bytes, 0);
+  float a = 2 / 255.0f;
+  bad = 0;
+  for (long i = 0; i < 40; i++)
+    for (int j = 0; j < 25; j++)
+      bad += data_at(&ds, i * 25 + j) != -1 + a * pixel(i, j);
+  ck_assert_int_eq(bad, 0);
+  check_gather(&ds, perm, 40);
+
+  /* threshold after scale compares the scaled values, and rewrites the
+   * bytes to 0/1 */
+  data_threshold(&ds, 0.0f);
+  ck_assert_ptr_null(ds.x);
+  ck_assert(ds.offset == 0.0f && ds.scale == 1.0f);
+  bad = 0;
+  for (long i = 0; i < 40; i++)
+    for (int j = 0; j < 25; j++) {
+      bad += data_at(&ds, i * 25 + j) != (-1 + a * pixel(i, j) > 0.0f);
+      bad += ds.u8[i * 25 + j] > 1;
+    }
+  ck_assert_int_eq(bad, 0);
+  check_gather(&ds, perm, 40);
+  data_free(&ds);
+  remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_byte_splits) {
+  make_tmpdir();
+  Dataset ds, part, va;
+  data_init(&ds);
+  data_init(&part);
+  data_init(&va);
+  DataErr err;
+  load_bytes(&ds, 10);
+  data_scale(&ds, 0, 1);
+  /* a slice keeps the bytes and their mapping */
+  ck_assert_msg(data_slice(&ds, 3, 4, &part, &err) == DATA_OK, "%s", err.msg);
+  ck_assert(part.x == NULL && part.u8 != NULL);
+  ck_assert(part.n == 4 && part.rank == 2 && part.shape[1] == 5);
+  ck_assert(part.offset == ds.offset && part.scale == ds.scale);
+  long bad = 0;
+  for (long i = 0; i < 4 * 25; i++)
+    bad += data_at(&part, i) != data_at(&ds, 3 * 25 + i);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(data_slice(&ds, 8, 3, &part, &err), DATA_EARG);
+
+  /* split off the last 30% as bytes; train keeps the first 7 */
+  Dataset whole;
+  data_init(&whole);
+  ck_assert_int_eq(data_slice(&ds, 0, 10, &whole, &err), DATA_OK);
+  ck_assert_msg(data_split_fraction(&ds, 0.3, &va, &err) == DATA_OK, "%s",
+                err.msg);
+  ck_assert(ds.n == 7 && va.n == 3);
+  ck_assert(ds.x == NULL && va.x == NULL && va.u8 != NULL);
+  ck_assert(va.scale == whole.scale && va.offset == whole.offset);
+  for (long i = 0; i < 7 * 25; i++)
+    bad += data_at(&ds, i) != data_at(&whole, i);
+  for (long i = 0; i < 3 * 25; i++)
+    bad += data_at(&va, i) != data_at(&whole, 7 * 25 + i);
+  ck_assert_int_eq(bad, 0);
+  data_free(&whole);
+  data_free(&ds);
+  data_free(&part);
+  data_free(&va);
+  remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_compact) {
+  Dataset ds;
+  data_init(&ds);
+  DataErr err;
+  /* 0/1 floats compact, and read and gather the same */
+  ck_assert_int_eq(data_synth_four_frames(&ds, 50, 3, &err), DATA_OK);
+  float before[200];
+  long all[50];
+  for (long i = 0; i < 50; i++) all[i] = i;
+  data_gather(&ds, all, 50, before);
+  ck_assert_int_eq(data_compact(&ds), 1);
+  ck_assert(ds.x == NULL && ds.u8 != NULL);
+  ck_assert_int_eq(ds.bytes, 0);
+  for (int i = 0; i < 200; i++) ck_assert(data_at(&ds, i) == before[i]);
+  float after[200];
+  data_gather(&ds, all, 50, after);
+  ck_assert(memcmp(before, after, sizeof before) == 0);
+  ck_assert_int_eq(data_compact(&ds), 0);   /* already bytes */
+  /* anything else stays floats */
+  ck_assert_int_eq(data_synth_gaussian(&ds, 10, 1, 3, &err), DATA_OK);
+  ck_assert_int_eq(data_compact(&ds), 0);
+  ck_assert_ptr_nonnull(ds.x);
+  /* a thresholded float set ends as bytes */
+  data_threshold(&ds, 0.0f);
+  ck_assert(ds.x == NULL && ds.u8 != NULL);
+  for (int i = 0; i < 20; i++) ck_assert(data_at(&ds, i) <= 1.0f);
+  data_free(&ds);
+}
+END_TEST
+
+START_TEST(test_binarize_fixed) {
+  make_tmpdir();
+  Dataset ds, fl;
+  data_init(&ds);
+  data_init(&fl);
+  DataErr err;
+  load_bytes(&ds, 30);
+  data_scale(&ds, 0, 1);
+  /* the same draws from floats, example by example, as before bytes */
+  float *p = malloc(30 * 25 * sizeof(float)),
+        *want = malloc(30 * 25 * sizeof(float));
+  ck_assert(p && want);
+  for (long i = 0; i < 30 * 25; i++) p[i] = data_at(&ds, i);
+  uint64_t stream = rng_stream(RNG_NODE_BINARIZE, 99);
+  for (long i = 0; i < 30; i++)
+    data_binarize_dynamic(p + i * 25, want + i * 25, 25, 4, stream,
+                          (uint64_t)(i * 25));
+  ck_assert_msg(data_binarize_fixed(&ds, 4, stream, &err) == DATA_OK, "%s",
+                err.msg);
+  ck_assert(ds.x == NULL && ds.u8 != NULL);
+  ck_assert(ds.offset == 0.0f && ds.scale == 1.0f && ds.bytes == 0);
+  long bad = 0, ones = 0;
+  for (long i = 0; i < 30 * 25; i++) {
+    bad += data_at(&ds, i) != want[i] || ds.u8[i] > 1;
+    ones += ds.u8[i];
+  }
+  ck_assert_int_eq(bad, 0);
+  ck_assert(ones > 0 && ones < 30 * 25);
+  /* a float set of the same intensities gets the same draws, as floats */
+  fl.n = 30;
+  fl.dim = 25;
+  fl.x = p;   /* data_free(&fl) frees it */
+  ck_assert_int_eq(data_binarize_fixed(&fl, 4, stream, &err), DATA_OK);
+  ck_assert(fl.x != NULL && memcmp(fl.x, want, 30 * 25 * sizeof(float)) == 0);
+  free(want);
+  data_free(&fl);
   data_free(&ds);
   remove_tmpdir();
 }
@@ -849,6 +1099,10 @@ static Suite *data_suite(void) {
   tcase_add_test(tc, test_find_split);
   tcase_add_test(tc, test_shuffle);
   tcase_add_test(tc, test_binarize);
+  tcase_add_test(tc, test_idx_bytes);
+  tcase_add_test(tc, test_byte_splits);
+  tcase_add_test(tc, test_compact);
+  tcase_add_test(tc, test_binarize_fixed);
   suite_add_tcase(s, tc);
   return s;
 }
