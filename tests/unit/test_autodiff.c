@@ -5,16 +5,18 @@
  * rows folded from the batch and leading axes, convolutions with stride,
  * pad, dilation and output pad.  The tests then
  *   (a) check gradients that are known exactly (d sum(x x) = 2x, ...),
- *   (b) compare the gradient graph of every op that has a rule with
- *       central finite differences of the forward value, each attribute
- *       combination the stdlib uses, and
+ *   (b) compare, in one Check test per op of the op table, the gradient
+ *       graph of every op that has a rule with central finite differences
+ *       of the forward value, each attribute combination the stdlib and
+ *       the lowering use (an op without a rule is listed, with its reason,
+ *       and checked to have none), and
  *   (c) do the same for every training graph (and logjoint) of the models
  *       in models/, lowered through the library as vmc does, with small
  *       -D sizes and their random draws held fixed.
- * The "bugs" case holds reproducers of known wrong rules: it fails until
- * they are fixed. */
+ * The "regressions" case holds reproducers of rules that were wrong once. */
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,21 +571,38 @@ static double value_of(T *t, int of) {
 
 static int close_to(double x, double y, double rel) { return fabs(x - y) <= rel * fmax(1.0, fmax(fabs(x), fabs(y))); }
 
+/* The op whose finite-difference cases run now (section (b)), and how many
+ * of its cases compared gradients; every message of fd_check names it. */
+static int fd_only = -1;
+static int fd_ran;
+
 /* Compares the gradient graph of `of` in each wrt node with central
- * differences of its value. */
-static void fd_check(T *t, int of, const int *wrt, int nwrt, const char *what) {
+ * differences of the value of `of_fd`: the same node for a true gradient,
+ * or, for a straight-through estimator, the surrogate whose gradient it is
+ * defined to be. */
+static void fd_check2(T *t, int of, int of_fd, const int *wrt, int nwrt, const char *what) {
   int grads[16];
   ck_assert_int_le(nwrt, 16);
+  if (fd_only >= 0) { /* the case really exercises its op */
+    int found = 0;
+    for (int i = 0; i <= of && !found; i++) found = graph_node(t->g, i)->op == (Op)fd_only;
+    ck_assert_msg(found, "%s: the case's graph has no %s node", what, op_name((Op)fd_only));
+  }
   ck_assert_msg(autodiff(t->g, &t->d, of, wrt, nwrt, grads, "test"), "%s: autodiff failed", what);
   ck_assert_int_eq(graph_node(t->g, of)->shape.rank, 0);
   ck_assert(!graph_node(t->g, of)->batched);
+  ck_assert_int_eq(graph_node(t->g, of_fd)->shape.rank, 0);
+  ck_assert(!graph_node(t->g, of_fd)->batched);
   for (int w = 0; w < nwrt; w++) {
     const GNode *x = graph_node(t->g, wrt[w]);
     long long n = nsize(x, t->e.B);
-    ck_assert_msg(grads[w] >= 0, "%s: no gradient for input %d", what, w);
+    char in[96];
+    snprintf(in, sizeof in, "in%d (%s %s%s)", w, op_name(x->op), shape_str(t->a, x->shape), x->batched ? " batched" : "");
+    ck_assert_msg(grads[w] >= 0, "%s: no gradient for %s", what, in);
     const GNode *gn = graph_node(t->g, grads[w]);
     ck_assert_msg(shape_eq(gn->shape, x->shape) && gn->batched == x->batched,
-                  "%s: the gradient of input %d has the wrong shape or batch flag", what, w);
+                  "%s: the gradient of %s is %s%s: wrong shape or batch flag", what, in, shape_str(t->a, gn->shape),
+                  gn->batched ? " batched" : "");
     ev_clear(&t->e);
     double *ana = malloc(sizeof(double) * (size_t)n);
     memcpy(ana, ev(&t->e, grads[w]), sizeof(double) * (size_t)n);
@@ -592,20 +611,79 @@ static void fd_check(T *t, int of, const int *wrt, int nwrt, const char *what) {
     for (long long k = 0; k < n; k++) {
       double x0 = v[k], h = 1e-5 * fmax(1.0, fabs(x0));
       v[k] = x0 + h;
-      double fp = value_of(t, of);
+      double fp = value_of(t, of_fd);
       v[k] = x0 - h;
-      double fm = value_of(t, of);
+      double fm = value_of(t, of_fd);
       v[k] = x0;
       double fd = (fp - fm) / (2 * h);
-      ck_assert_msg(close_to(ana[k], fd, 1e-6), "%s: d/d input%d[%lld]: autodiff %.12g, finite differences %.12g",
-                    what, w, k, ana[k], fd);
+      if (!close_to(ana[k], fd, 1e-6)) {
+        double a = ana[k];
+        free(ana);
+        ck_abort_msg("%s: d/d %s differs at [%lld]: autodiff %.12g, finite differences %.12g", what, in, k, a, fd);
+      }
     }
     free(ana);
   }
+  fd_ran++;
+}
+
+static void fd_check(T *t, int of, const int *wrt, int nwrt, const char *what) { fd_check2(t, of, of, wrt, nwrt, what); }
+
+/* "op: " and the case's description, for messages. */
+static const char *fd_what(char *buf, size_t size, const char *fmt, va_list ap) {
+  int k = snprintf(buf, size, "%s: ", fd_only >= 0 ? op_name((Op)fd_only) : "?");
+  vsnprintf(buf + k, size - (size_t)k, fmt, ap);
+  return buf;
 }
 
 /* The common case: one op's output weighted and summed, checked in its inputs. */
-static void fd_op(T *t, int y, const int *wrt, int nwrt, const char *what) { fd_check(t, objective(t, y), wrt, nwrt, what); }
+static void fd_op(T *t, int y, const int *wrt, int nwrt, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void fd_op(T *t, int y, const int *wrt, int nwrt, const char *fmt, ...) {
+  char what[256];
+  va_list ap;
+  va_start(ap, fmt);
+  fd_what(what, sizeof what, fmt, ap);
+  va_end(ap);
+  fd_check(t, objective(t, y), wrt, nwrt, what);
+}
+
+/* A straight-through estimator: the gradient of y (a draw) is checked
+ * against finite differences of the surrogate, both weighted alike. */
+static void fd_surrogate(T *t, int y, int surrogate, const int *wrt, int nwrt, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static void fd_surrogate(T *t, int y, int surrogate, const int *wrt, int nwrt, const char *fmt, ...) {
+  char what[256];
+  va_list ap;
+  va_start(ap, fmt);
+  fd_what(what, sizeof what, fmt, ap);
+  va_end(ap);
+  const GNode *n = graph_node(t->g, y);
+  int r = src(t, OP_INPUT, n->shape, n->batched, R_NORMAL);
+  int f = op1(t, OP_BATCH_MEAN, op1(t, OP_SUM, op2(t, OP_MUL, y, r)));
+  int f_fd = op1(t, OP_BATCH_MEAN, op1(t, OP_SUM, op2(t, OP_MUL, surrogate, r)));
+  fd_check2(t, f, f_fd, wrt, nwrt, what);
+}
+
+/* The gradient of y in wrt is an error (a draw without a usable estimator). */
+static void expect_autodiff_error(T *t, int y, const int *wrt, int nwrt, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void expect_autodiff_error(T *t, int y, const int *wrt, int nwrt, const char *fmt, ...) {
+  char what[256];
+  va_list ap;
+  va_start(ap, fmt);
+  fd_what(what, sizeof what, fmt, ap);
+  va_end(ap);
+  int f = objective(t, y), grads[16];
+  FILE *sink = fopen("/dev/null", "w");
+  ck_assert_ptr_nonnull(sink);
+  t->d.out = sink;
+  int errors = diag_errors(&t->d);
+  int ok = autodiff(t->g, &t->d, f, wrt, nwrt, grads, "test");
+  int more = diag_errors(&t->d) - errors;
+  t->d.out = stderr;
+  fclose(sink);
+  ck_assert_msg(!ok && more >= 1, "%s: expected an error from autodiff, got %s", what, ok ? "a gradient" : "no message");
+}
 
 /* ------------------------------------------------- (a) exact gradients */
 
@@ -795,53 +873,68 @@ END_TEST
 
 /* ------------------------------------- (b) finite differences, per op */
 
-START_TEST(fd_unary) {
+/* One Check test per op of the op table (the loop test fd_op_each): its
+ * iteration for op runs every case below of that op.  The cases come in
+ * families; each skips the cases of other ops before building anything.
+ * An op with a gradient rule in autodiff.c must have a case, with every
+ * attribute combination the stdlib and the lowering use; an op without
+ * one is listed in `exempt` (further below) with its reason, and its
+ * iteration checks that autodiff indeed builds no gradient through it. */
+
+static int want(Op op) { return (int)op == fd_only; }
+
+static void cases_unary(void) {
   static const Op ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_ABS, OP_SQUARE, OP_RELU, OP_ELU,
                            OP_SELU, OP_LEAKY_RELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS};
-  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-    for (int batched = 0; batched < 2; batched++) {
-      T *t = t_new(2);
-      rng_seed(100 + i);
-      int pos = ops[i] == OP_LOG || ops[i] == OP_SQRT;
-      int x = src(t, batched ? OP_INPUT : OP_PARAM, S2(2, 3), batched, pos ? R_POS : R_AWAY);
-      int y = opf(t, ops[i], x, ops[i] == OP_LEAKY_RELU ? 0.2 : 0);
-      char what[64];
-      snprintf(what, sizeof what, "%s (%s)", op_name(ops[i]), batched ? "batched" : "unbatched");
-      fd_op(t, y, &x, 1, what);
-      t_free(t);
-    }
+  /* leaky_relu's slope: 0.01 is the default of the builtin */
+  static const double slopes[] = {0.2, 0.01};
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    if (!want(ops[i])) continue;
+    int nslopes = ops[i] == OP_LEAKY_RELU ? 2 : 1;
+    for (int sl = 0; sl < nslopes; sl++)
+      for (int batched = 0; batched < 2; batched++) {
+        T *t = t_new(2);
+        rng_seed(100 + i + 50 * (unsigned long long)sl);
+        int pos = ops[i] == OP_LOG || ops[i] == OP_SQRT;
+        int x = src(t, batched ? OP_INPUT : OP_PARAM, S2(2, 3), batched, pos ? R_POS : R_AWAY);
+        double f = ops[i] == OP_LEAKY_RELU ? slopes[sl] : 0;
+        int y = opf(t, ops[i], x, f);
+        if (ops[i] == OP_LEAKY_RELU)
+          fd_op(t, y, &x, 1, "slope %g, x [2, 3] %s", f, batched ? "batched" : "unbatched");
+        else
+          fd_op(t, y, &x, 1, "x [2, 3] %s", batched ? "batched" : "unbatched");
+        t_free(t);
+      }
+  }
 }
-END_TEST
 
-START_TEST(fd_binary_broadcast) {
+static void cases_binary(void) {
   static const Op ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV};
   struct { Shape a; int ab; Shape b; int bb; } cases[] = {
       {S2(2, 3), 1, S2(2, 3), 1}, {S2(2, 3), 1, S1(3), 0},    {S2(2, 1), 0, S2(1, 3), 1},
       {S0, 1, S2(2, 3), 1},       {S2(2, 3), 0, S0, 0},       {S1(3), 0, S2(2, 3), 0},
       {S2(2, 3), 0, S0, 1},       {S3(2, 1, 3), 1, S2(4, 1), 0},
   };
-  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    if (!want(ops[i])) continue;
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
       T *t = t_new(2);
       rng_seed(200 + 10 * i + c);
       int a = src(t, cases[c].ab ? OP_INPUT : OP_PARAM, cases[c].a, cases[c].ab, R_AWAY);
       int b = src(t, cases[c].bb ? OP_INPUT : OP_PARAM, cases[c].b, cases[c].bb, ops[i] == OP_DIV ? R_POS : R_AWAY);
       int wrt[2] = {a, b};
-      char what[64];
-      snprintf(what, sizeof what, "%s case %zu", op_name(ops[i]), c);
-      fd_op(t, op2(t, ops[i], a, b), wrt, 2, what);
+      fd_op(t, op2(t, ops[i], a, b), wrt, 2, "case %zu: a %s%s, b %s%s", c, shape_str(t->a, cases[c].a),
+            cases[c].ab ? " batched" : "", shape_str(t->a, cases[c].b), cases[c].bb ? " batched" : "");
       t_free(t);
     }
-  /* one node as both operands */
-  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+    /* one node as both operands */
     T *t = t_new(2);
     rng_seed(250 + i);
     int a = src(t, OP_INPUT, S1(3), 1, R_POS);
-    fd_op(t, op2(t, ops[i], a, a), &a, 1, op_name(ops[i]));
+    fd_op(t, op2(t, ops[i], a, a), &a, 1, "x %s x", op_name(ops[i]));
     t_free(t);
   }
 }
-END_TEST
 
 static void matmul_case(int ta, int tb, Shape as, int ab, Shape bs, int bb, int seed) {
   T *t = t_new(3);
@@ -850,13 +943,14 @@ static void matmul_case(int ta, int tb, Shape as, int ab, Shape bs, int bb, int 
   int b = src(t, bb ? OP_INPUT : OP_PARAM, bs, bb, R_NORMAL);
   int in[2] = {a, b}, wrt[2] = {a, b};
   int y = opi(t, OP_MATMUL, in, 2, ta, tb, 0, 0);
-  char what[64];
-  snprintf(what, sizeof what, "matmul ta=%d tb=%d (seed %d)", ta, tb, seed);
-  fd_op(t, y, wrt, 2, what);
+  fd_op(t, y, wrt, 2, "ta=%d tb=%d, a %s%s, b %s%s (seed %d)", ta, tb, shape_str(t->a, as), ab ? " batched" : "",
+        shape_str(t->a, bs), bb ? " batched" : "", seed);
   t_free(t);
 }
 
-START_TEST(fd_matmul) {
+/* the lowering builds x @ W (ta = tb = 0); the rule's transposes are checked too */
+static void cases_matmul(void) {
+  if (!want(OP_MATMUL)) return;
   matmul_case(0, 0, S1(3), 1, S2(3, 4), 0, 300);          /* x @ W */
   matmul_case(0, 0, S2(2, 3), 1, S2(3, 4), 0, 301);       /* leading axis folded into rows */
   matmul_case(0, 0, S1(3), 0, S2(3, 4), 0, 302);          /* unbatched vector */
@@ -867,56 +961,63 @@ START_TEST(fd_matmul) {
   matmul_case(1, 0, S2(2, 3), 1, S2(2, 4), 1, 307);
   matmul_case(1, 0, S2(5, 3), 0, S2(5, 4), 0, 308);       /* unbatched a^T b */
 }
-END_TEST
 
-START_TEST(fd_reductions) {
+/* sum(x) and mean(x); sum(x, axis) for every axis; logsumexp over axis 0
+ * (the builtin flattens to [n] first; the categorical density keeps
+ * [K, ...]); softmax over axis 0 */
+static void cases_reductions(void) {
   for (int batched = 0; batched < 2; batched++) {
     T *t = t_new(2);
     rng_seed(400 + batched);
+    const char *b = batched ? "batched" : "unbatched";
     int x = src(t, batched ? OP_INPUT : OP_PARAM, S3(2, 3, 4), batched, R_NORMAL);
-    fd_op(t, op1(t, OP_SUM, x), &x, 1, "sum");
-    for (int axis = 0; axis < 3; axis++) {
-      int y = opi(t, OP_SUM_AXIS, &x, 1, axis, 0, 0, 0);
-      char what[32];
-      snprintf(what, sizeof what, "sum_axis %d", axis);
-      fd_op(t, y, &x, 1, what);
-    }
-    fd_op(t, op1(t, OP_LOGSUMEXP, x), &x, 1, "logsumexp [2, 3, 4]");
-    fd_op(t, op1(t, OP_SOFTMAX, x), &x, 1, "softmax [2, 3, 4]");
+    if (want(OP_SUM)) fd_op(t, op1(t, OP_SUM, x), &x, 1, "x [2, 3, 4] %s", b);
+    if (want(OP_SUM_AXIS))
+      for (int axis = 0; axis < 3; axis++) fd_op(t, opi(t, OP_SUM_AXIS, &x, 1, axis, 0, 0, 0), &x, 1, "axis %d, x [2, 3, 4] %s", axis, b);
+    if (want(OP_LOGSUMEXP)) fd_op(t, op1(t, OP_LOGSUMEXP, x), &x, 1, "x [2, 3, 4] %s", b);
+    if (want(OP_SOFTMAX)) fd_op(t, op1(t, OP_SOFTMAX, x), &x, 1, "x [2, 3, 4] %s", b);
     int v = src(t, batched ? OP_INPUT : OP_PARAM, S1(5), batched, R_NORMAL);
-    fd_op(t, op1(t, OP_LOGSUMEXP, v), &v, 1, "logsumexp [5]");
-    fd_op(t, op1(t, OP_SOFTMAX, v), &v, 1, "softmax [5]");
+    if (want(OP_LOGSUMEXP)) fd_op(t, op1(t, OP_LOGSUMEXP, v), &v, 1, "x [5] %s", b);
+    if (want(OP_SOFTMAX)) fd_op(t, op1(t, OP_SOFTMAX, v), &v, 1, "x [5] %s", b);
     t_free(t);
   }
 }
-END_TEST
 
-START_TEST(fd_reduce_expand_batch) {
+static void cases_reduce_expand_batch(void) {
   struct { Shape from; int fb; Shape to; int tb; } r[] = {
       {S2(2, 3), 1, S1(3), 0}, {S2(2, 3), 1, S2(1, 3), 1}, {S2(2, 3), 1, S0, 0}, {S2(2, 3), 0, S2(2, 1), 0}, {S2(2, 3), 1, S2(2, 3), 0},
   };
-  for (size_t c = 0; c < sizeof r / sizeof *r; c++) {
+  if (want(OP_REDUCE_TO) || want(OP_EXPAND))
+    for (size_t c = 0; c < sizeof r / sizeof *r; c++) {
+      T *t = t_new(3);
+      rng_seed(500 + c);
+      const char *from = shape_str(t->a, r[c].from), *to = shape_str(t->a, r[c].to);
+      const char *fb = r[c].fb ? " batched" : "", *tb = r[c].tb ? " batched" : "";
+      int x = src(t, r[c].fb ? OP_INPUT : OP_PARAM, r[c].from, r[c].fb, R_NORMAL);
+      if (want(OP_REDUCE_TO)) fd_op(t, shaped(t, OP_REDUCE_TO, x, r[c].to, r[c].tb), &x, 1, "%s%s to %s%s", from, fb, to, tb);
+      int y = src(t, r[c].tb ? OP_INPUT : OP_PARAM, r[c].to, r[c].tb, R_NORMAL);
+      if (want(OP_EXPAND)) fd_op(t, shaped(t, OP_EXPAND, y, r[c].from, r[c].fb), &y, 1, "%s%s to %s%s", to, tb, from, fb);
+      t_free(t);
+    }
+  if (want(OP_BATCH_MEAN) || want(OP_RESHAPE)) {
     T *t = t_new(3);
-    rng_seed(500 + c);
-    int x = src(t, r[c].fb ? OP_INPUT : OP_PARAM, r[c].from, r[c].fb, R_NORMAL);
-    fd_op(t, shaped(t, OP_REDUCE_TO, x, r[c].to, r[c].tb), &x, 1, "reduce_to");
-    int y = src(t, r[c].tb ? OP_INPUT : OP_PARAM, r[c].to, r[c].tb, R_NORMAL);
-    fd_op(t, shaped(t, OP_EXPAND, y, r[c].from, r[c].fb), &y, 1, "expand");
+    rng_seed(510);
+    int x = src(t, OP_INPUT, S2(2, 3), 1, R_NORMAL);
+    if (want(OP_BATCH_MEAN)) fd_op(t, op1(t, OP_BATCH_MEAN, x), &x, 1, "x [2, 3] batched");
+    if (want(OP_RESHAPE)) {
+      fd_op(t, shaped(t, OP_RESHAPE, x, S1(6), 0), &x, 1, "[2, 3] batched to [6]");
+      fd_op(t, shaped(t, OP_RESHAPE, x, S3(3, 1, 2), 0), &x, 1, "[2, 3] batched to [3, 1, 2]");
+    }
+    int w = src(t, OP_PARAM, S2(2, 3), 0, R_NORMAL);
+    if (want(OP_RESHAPE)) fd_op(t, shaped(t, OP_RESHAPE, w, S2(3, 2), 0), &w, 1, "[2, 3] unbatched to [3, 2]");
+    /* a loss that does not depend on the data (a regularizer) is unbatched: its batch mean is itself */
+    if (want(OP_BATCH_MEAN)) fd_op(t, op1(t, OP_BATCH_MEAN, w), &w, 1, "w [2, 3] unbatched");
     t_free(t);
   }
-  T *t = t_new(3);
-  rng_seed(510);
-  int x = src(t, OP_INPUT, S2(2, 3), 1, R_NORMAL);
-  fd_op(t, op1(t, OP_BATCH_MEAN, x), &x, 1, "batch_mean");
-  fd_op(t, shaped(t, OP_RESHAPE, x, S1(6), 0), &x, 1, "reshape [6]");
-  fd_op(t, shaped(t, OP_RESHAPE, x, S3(3, 1, 2), 0), &x, 1, "reshape [3, 1, 2]");
-  int w = src(t, OP_PARAM, S2(2, 3), 0, R_NORMAL);
-  fd_op(t, shaped(t, OP_RESHAPE, w, S2(3, 2), 0), &w, 1, "reshape unbatched");
-  t_free(t);
 }
-END_TEST
 
-START_TEST(fd_concat) {
+static void cases_concat(void) {
+  if (!want(OP_CONCAT)) return;
   for (int axis = 0; axis < 2; axis++)
     for (int mix = 0; mix < 2; mix++) {
       T *t = t_new(2);
@@ -926,84 +1027,311 @@ START_TEST(fd_concat) {
       int b = src(t, mix ? OP_PARAM : OP_INPUT, s2, !mix, R_NORMAL);
       int c = src(t, OP_INPUT, s3, 1, R_NORMAL);
       int in[3] = {a, b, c};
-      char what[32];
-      snprintf(what, sizeof what, "concat axis %d%s", axis, mix ? " (unbatched part)" : "");
-      fd_op(t, opi(t, OP_CONCAT, in, 3, axis, 0, 0, 0), in, 3, what);
+      fd_op(t, opi(t, OP_CONCAT, in, 3, axis, 0, 0, 0), in, 3, "axis %d%s", axis, mix ? " (unbatched part)" : "");
       t_free(t);
     }
   T *t = t_new(2); /* a slice of a concat of one input used twice */
   rng_seed(610);
   int a = src(t, OP_INPUT, S1(3), 1, R_NORMAL);
   int in[2] = {a, a};
-  fd_op(t, opi(t, OP_CONCAT, in, 2, 0, 0, 0, 0), &a, 1, "concat of x with itself");
+  fd_op(t, opi(t, OP_CONCAT, in, 2, 0, 0, 0, 0), &a, 1, "x with itself");
   t_free(t);
 }
-END_TEST
 
-static void conv_case(int transposed, Shape xs, long long o, long long k, long long s, long long p, long long dl, long long op,
-                      int seed) {
+/* oph, opw: the output pad of height and width (the lowering sets both to
+ * output_pad; the rule of conv2d computes each for its transpose). */
+static void conv_case(int transposed, Shape xs, long long o, long long k, long long s, long long p, long long dl, long long oph,
+                      long long opw, int seed) {
   T *t = t_new(2);
   rng_seed((unsigned long long)seed);
   long long c = xs.d[0];
   int x = src(t, OP_INPUT, xs, 1, R_NORMAL);
   int w = src(t, OP_PARAM, transposed ? S4(c, o, k, k) : S4(o, c, k, k), 0, R_NORMAL);
   int in[2] = {x, w}, wrt[2] = {x, w};
-  char what[96];
-  snprintf(what, sizeof what, "%s x [%lld, %lld, %lld] k=%lld stride=%lld pad=%lld dilation=%lld output_pad=%lld",
-           transposed ? "conv2d_transpose" : "conv2d", xs.d[0], xs.d[1], xs.d[2], k, s, p, dl, op);
-  int y = opi(t, transposed ? OP_CONV2D_T : OP_CONV2D, in, 2, s, p, dl, op);
-  fd_op(t, y, wrt, 2, what);
+  GNode *n = graph_begin(t->g, transposed ? OP_CONV2D_T : OP_CONV2D, in, 2, span_none, NULL);
+  n->i[0] = s, n->i[1] = p, n->i[2] = dl, n->i[3] = oph, n->i[4] = opw;
+  int y = graph_end(t->g, n);
+  ck_assert_msg(y >= 0, "%s rejected", transposed ? "conv2d_transpose" : "conv2d");
+  fd_op(t, y, wrt, 2, "x %s, %lld outputs, k=%lld stride=%lld pad=%lld dilation=%lld output_pad=(%lld, %lld) -> %s",
+        shape_str(t->a, xs), o, k, s, p, dl, oph, opw, shape_str(t->a, graph_node(t->g, y)->shape));
   t_free(t);
 }
 
-START_TEST(fd_conv2d) {
-  conv_case(0, S3(2, 5, 5), 3, 1, 1, 0, 1, 0, 700); /* 1x1 */
-  conv_case(0, S3(2, 5, 5), 3, 3, 1, 1, 1, 0, 701); /* masked_conv2d k=3: size-preserving */
-  conv_case(0, S3(1, 8, 8), 2, 4, 2, 1, 1, 0, 702); /* conv_encoder: 4x4 stride 2 pad 1 */
-  conv_case(0, S3(2, 7, 7), 2, 4, 2, 1, 1, 0, 703); /* odd size: the transpose needs output_pad 1 */
-  conv_case(0, S3(1, 6, 6), 2, 3, 2, 1, 1, 0, 704);
-  conv_case(0, S3(1, 7, 7), 2, 3, 1, 0, 2, 0, 705); /* dilation 2 */
-  conv_case(0, S3(1, 6, 6), 1, 3, 2, 0, 1, 0, 706); /* stride 2 pad 0: rows left unread */
+static void cases_conv2d(void) {
+  if (!want(OP_CONV2D)) return;
+  conv_case(0, S3(2, 5, 5), 3, 1, 1, 0, 1, 0, 0, 700); /* 1x1 (pixelcnn's output layers, conv_residual's second) */
+  conv_case(0, S3(2, 5, 5), 3, 3, 1, 1, 1, 0, 0, 701); /* masked_conv2d k=3: size-preserving */
+  conv_case(0, S3(1, 7, 7), 2, 7, 1, 3, 1, 0, 0, 707); /* masked_conv2d k=7 (pixelcnn's first layer) */
+  conv_case(0, S3(1, 8, 8), 2, 4, 2, 1, 1, 0, 0, 702); /* conv_encoder: 4x4 stride 2 pad 1 */
+  conv_case(0, S3(2, 7, 7), 2, 4, 2, 1, 1, 0, 0, 703); /* odd size: the transpose needs output_pad 1 */
+  conv_case(0, S3(1, 6, 6), 2, 3, 2, 1, 1, 0, 0, 704);
+  conv_case(0, S3(1, 7, 7), 2, 3, 1, 0, 2, 0, 0, 705); /* dilation 2 */
+  conv_case(0, S3(1, 6, 6), 1, 3, 2, 0, 1, 0, 0, 706); /* stride 2 pad 0: rows left unread */
+  /* h and w leaving different remainders under stride 2: the input
+   * gradient needs output_pad 0 in h and 1 in w (a rule computing one
+   * output pad from h only dropped this gradient) */
+  conv_case(0, S3(1, 5, 6), 2, 3, 2, 1, 1, 0, 0, 720);
 }
-END_TEST
 
-START_TEST(fd_conv2d_transpose) {
-  conv_case(1, S3(2, 4, 4), 3, 1, 1, 0, 1, 0, 710);
-  conv_case(1, S3(2, 4, 4), 1, 4, 2, 1, 1, 0, 711); /* conv_decoder: 4x4 stride 2 pad 1 */
-  conv_case(1, S3(1, 3, 3), 2, 4, 2, 1, 1, 1, 712); /* output_pad 1 */
-  conv_case(1, S3(1, 3, 3), 2, 3, 2, 1, 1, 1, 713);
-  conv_case(1, S3(2, 4, 4), 2, 3, 1, 1, 1, 0, 714);
-  conv_case(1, S3(1, 3, 3), 1, 3, 1, 0, 2, 0, 715); /* dilation 2 */
+static void cases_conv2d_transpose(void) {
+  if (!want(OP_CONV2D_T)) return;
+  conv_case(1, S3(2, 4, 4), 3, 1, 1, 0, 1, 0, 0, 710);
+  conv_case(1, S3(2, 4, 4), 1, 4, 2, 1, 1, 0, 0, 711); /* conv_decoder: 4x4 stride 2 pad 1 */
+  conv_case(1, S3(1, 3, 3), 2, 4, 2, 1, 1, 1, 0, 712); /* output pad in h only */
+  conv_case(1, S3(1, 3, 3), 2, 3, 2, 1, 1, 1, 0, 713);
+  conv_case(1, S3(1, 3, 3), 2, 4, 2, 1, 1, 1, 1, 716); /* output_pad 1, as the builtin sets it */
+  conv_case(1, S3(2, 3, 4), 2, 3, 2, 1, 1, 1, 1, 717); /* non-square */
+  conv_case(1, S3(2, 4, 4), 2, 3, 1, 1, 1, 0, 0, 714);
+  conv_case(1, S3(1, 3, 3), 1, 3, 1, 0, 2, 0, 0, 715); /* dilation 2 */
 }
-END_TEST
 
-START_TEST(fd_conv2d_non_square) {
-  /* h and w whose sizes leave different remainders under stride 2: the
-   * input gradient needs output_pad 0 in h and 1 in w, but the rule of
-   * conv2d computes one output pad from h (and kh) only, so the transpose
-   * comes out [1, 5, 5], reduce_to [1, 5, 6] is rejected and the gradient
-   * is silently dropped (-1). */
-  conv_case(0, S3(1, 5, 6), 2, 3, 2, 1, 1, 0, 720);
+/* A Categorical draw from logits l with the given estimator (0 none,
+ * 1 straight_through, 2 score_function), its codes fixed at random. */
+static int draw_categorical(T *t, int l, int estimator) {
+  GNode *n = graph_begin(t->g, OP_SAMPLE_CATEGORICAL, &l, 1, span_none, NULL);
+  n->i[1] = estimator;
+  int c = graph_end(t->g, n);
+  ck_assert_int_ge(c, 0);
+  double *v = ev_fix(&t->e, c, NULL);
+  for (long long k = 0; k < nsize(graph_node(t->g, c), t->e.B); k++) v[k] = (double)(long long)(rng_unif() * graph_node(t->g, c)->classes);
+  return c;
 }
-END_TEST
 
-START_TEST(fd_codes) {
-  T *t = t_new(3);
-  rng_seed(800);
-  int table = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
-  int c = codes(t, S2(2, 2), 1, 4);
-  fd_op(t, op2(t, OP_EMBED, table, c), &table, 1, "embed");
-  int x = src(t, OP_INPUT, S2(4, 5), 1, R_NORMAL);
-  int c5 = codes(t, S1(5), 1, 4);
-  fd_op(t, op2(t, OP_PICK, x, c5), &x, 1, "pick");
-  int xu = src(t, OP_PARAM, S2(4, 5), 0, R_NORMAL);
-  fd_op(t, op2(t, OP_PICK, xu, c5), &xu, 1, "pick, unbatched x, batched codes");
-  /* the categorical log-density: pick(l, c) - logsumexp(l) */
-  int l = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
-  int c2 = codes(t, S1(2), 1, 4);
-  int lp = op2(t, OP_SUB, op2(t, OP_PICK, l, c2), op1(t, OP_LOGSUMEXP, l));
-  fd_op(t, lp, &l, 1, "categorical log-density");
+static int draw_bernoulli(T *t, int l, int estimator) {
+  GNode *n = graph_begin(t->g, OP_SAMPLE_BERNOULLI, &l, 1, span_none, NULL);
+  n->i[1] = estimator;
+  int s = graph_end(t->g, n);
+  ck_assert_int_ge(s, 0);
+  double *v = ev_fix(&t->e, s, NULL);
+  for (long long k = 0; k < nsize(graph_node(t->g, s), t->e.B); k++) v[k] = (double)(rng_unif() < 0.5);
+  return s;
+}
+
+static const char *const estimators[] = {"no estimator", "straight_through", "score_function"};
+
+static void cases_codes(void) {
+  if (want(OP_EMBED) || want(OP_PICK)) {
+    T *t = t_new(3);
+    rng_seed(800);
+    int table = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
+    int c = codes(t, S2(2, 2), 1, 4);
+    if (want(OP_EMBED)) fd_op(t, op2(t, OP_EMBED, table, c), &table, 1, "table [4, 3], codes [2, 2] batched");
+    int x = src(t, OP_INPUT, S2(4, 5), 1, R_NORMAL);
+    int c5 = codes(t, S1(5), 1, 4);
+    if (want(OP_PICK)) fd_op(t, op2(t, OP_PICK, x, c5), &x, 1, "x [4, 5] batched, codes [5] batched");
+    int xu = src(t, OP_PARAM, S2(4, 5), 0, R_NORMAL);
+    if (want(OP_PICK)) fd_op(t, op2(t, OP_PICK, xu, c5), &xu, 1, "x [4, 5] unbatched, codes [5] batched");
+    /* the categorical log-density: pick(l, c) - logsumexp(l) */
+    int l = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
+    int c2 = codes(t, S1(2), 1, 4);
+    if (want(OP_PICK)) fd_op(t, op2(t, OP_SUB, op2(t, OP_PICK, l, c2), op1(t, OP_LOGSUMEXP, l)), &l, 1, "categorical log-density");
+    t_free(t);
+  }
+  /* codes drawn from logits being differentiated: only onehot passes a
+   * (straight-through) gradient; embed and pick report an error */
+  for (int est = 0; est < 3 && (want(OP_EMBED) || want(OP_PICK) || want(OP_ONEHOT)); est++) {
+    T *t = t_new(2);
+    rng_seed(810 + (unsigned long long)est);
+    int l = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
+    int c = draw_categorical(t, l, est);
+    if (want(OP_EMBED)) {
+      int table = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
+      expect_autodiff_error(t, op2(t, OP_EMBED, table, c), &l, 1, "codes from a Categorical draw (%s)", estimators[est]);
+    }
+    if (want(OP_PICK)) {
+      int x = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
+      expect_autodiff_error(t, op2(t, OP_PICK, x, c), &l, 1, "codes from a Categorical draw (%s)", estimators[est]);
+    }
+    if (want(OP_ONEHOT) && est != 1)
+      expect_autodiff_error(t, op1(t, OP_ONEHOT, c), &l, 1, "codes from a Categorical draw (%s)", estimators[est]);
+    t_free(t);
+  }
+  /* onehot(c ~ Categorical(logits = l)), estimator straight_through: backward as if softmax(l) */
+  if (want(OP_ONEHOT)) {
+    struct { Shape s; int batched; } ls[] = {{S1(4), 1}, {S2(4, 3), 1}, {S2(3, 2), 0}};
+    for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
+      T *t = t_new(3);
+      rng_seed(820 + i);
+      int l = src(t, ls[i].batched ? OP_INPUT : OP_PARAM, ls[i].s, ls[i].batched, R_NORMAL);
+      int c = draw_categorical(t, l, 1);
+      fd_surrogate(t, op1(t, OP_ONEHOT, c), op1(t, OP_SOFTMAX, l), &l, 1,
+                   "straight_through Categorical draw from logits %s%s, against softmax(logits)", shape_str(t->a, ls[i].s),
+                   ls[i].batched ? " batched" : "");
+      t_free(t);
+    }
+  }
+}
+
+/* b ~ Bernoulli(logits = l): straight-through, backward as if sigmoid(l);
+ * otherwise an error */
+static void cases_bernoulli(void) {
+  if (!want(OP_SAMPLE_BERNOULLI)) return;
+  struct { Shape s; int batched; } ls[] = {{S1(4), 1}, {S2(2, 3), 1}, {S1(3), 0}};
+  for (size_t i = 0; i < sizeof ls / sizeof *ls; i++) {
+    T *t = t_new(3);
+    rng_seed(830 + i);
+    int l = src(t, ls[i].batched ? OP_INPUT : OP_PARAM, ls[i].s, ls[i].batched, R_NORMAL);
+    fd_surrogate(t, draw_bernoulli(t, l, 1), op1(t, OP_SIGMOID, l), &l, 1,
+                 "straight_through draw from logits %s%s, against sigmoid(logits)", shape_str(t->a, ls[i].s),
+                 ls[i].batched ? " batched" : "");
+    t_free(t);
+  }
+  for (int est = 0; est < 3; est += 2) {
+    T *t = t_new(2);
+    rng_seed(840 + (unsigned long long)est);
+    int l = src(t, OP_INPUT, S1(4), 1, R_NORMAL);
+    expect_autodiff_error(t, draw_bernoulli(t, l, est), &l, 1, "%s", estimators[est]);
+    t_free(t);
+  }
+}
+
+static void (*const fd_families[])(void) = {
+    cases_unary,  cases_binary, cases_matmul,           cases_reductions, cases_reduce_expand_batch,
+    cases_concat, cases_conv2d, cases_conv2d_transpose, cases_codes,      cases_bernoulli,
+};
+
+/* The ops without a gradient rule, each with its reason; how the
+ * iteration checks it: a source has no inputs; through the others
+ * autodiff builds no gradient (or, for a draw, reports an error). */
+enum { X_SOURCE, X_NONE, X_ERROR };
+static const struct {
+  Op op;
+  int kind;
+  const char *reason;
+} exempt[] = {
+    {OP_INPUT, X_SOURCE, "a source (data or latents): differentiated with respect to, never through"},
+    {OP_PARAM, X_SOURCE, "a source (a parameter): differentiated with respect to, never through"},
+    {OP_CONST, X_SOURCE, "a source: a constant"},
+    {OP_FILL, X_SOURCE, "a source: zeros or ones"},
+    {OP_MASK_DEGREE, X_SOURCE, "a source: a constant 0/1 MADE mask"},
+    {OP_MASK_CONV, X_SOURCE, "a source: a constant 0/1 PixelCNN mask"},
+    {OP_BATCH_SIZE, X_SOURCE, "a source: the run's batch size"},
+    {OP_RANDN, X_SOURCE, "a source: standard normal noise, reparameterized by ops after it"},
+    {OP_RANDU, X_SOURCE, "a source: uniform noise, reparameterized by ops after it"},
+    {OP_SAMPLE_CATEGORICAL, X_ERROR,
+     "integer codes: no reparameterized gradient, autodiff reports an error whatever the estimator "
+     "(straight-through is the rule of onehot, checked there)"},
+    {OP_STOP_GRAD, X_NONE, "sg: the identity whose gradient is zero by definition"},
+    {OP_STEP, X_NONE, "relu': piecewise constant (zero almost everywhere); built by the relu rule, and gradient graphs "
+                      "are not differentiated again"},
+    {OP_SIGN, X_NONE, "abs': piecewise constant (zero almost everywhere); built by the abs rule and by Laplace draws of "
+                      "uniform noise"},
+    {OP_D_ELU, X_NONE, "elu': built only by the elu rule; gradient graphs are not differentiated again"},
+    {OP_D_SELU, X_NONE, "selu': built only by the selu rule; gradient graphs are not differentiated again"},
+    {OP_D_LEAKY_RELU, X_NONE, "leaky_relu': piecewise constant; built only by the leaky_relu rule"},
+    {OP_SLICE, X_NONE, "not in the language: built by the rule of concat and by the optimizer, after differentiation"},
+    {OP_CONV2D_DW, X_NONE, "the kernel gradient of conv2d: built only by its rule"},
+    {OP_CONV2D_T_DW, X_NONE, "the kernel gradient of conv2d_transpose: built only by its rule"},
+    {OP_EMBED_DW, X_NONE, "the table gradient of embed: built only by its rule"},
+    {OP_PICK_DX, X_NONE, "the gradient of pick: built only by its rule"},
+    {OP_NEAREST, X_NONE, "integer codes, piecewise constant in z and the codebook (VQ-VAE's straight-through is "
+                         "written with sg in the model)"},
+};
+
+/* An instance of an X_NONE op whose float inputs are sources, in wrt. */
+static int exempt_instance(T *t, Op op, int *wrt, int *nwrt) {
+  GNode *n;
+  *nwrt = 1;
+  switch (op) {
+  case OP_STOP_GRAD: case OP_STEP: case OP_SIGN: case OP_D_ELU: case OP_D_SELU: case OP_D_LEAKY_RELU:
+    wrt[0] = src(t, OP_INPUT, S2(2, 3), 1, R_AWAY);
+    return opf(t, op, wrt[0], 0.2);
+  case OP_SLICE:
+    wrt[0] = src(t, OP_INPUT, S2(4, 3), 1, R_NORMAL);
+    n = graph_begin(t->g, op, wrt, 1, span_none, NULL);
+    n->shape = S2(2, 3);
+    n->i[0] = 0, n->i[1] = 1;
+    return graph_end(t->g, n);
+  case OP_CONV2D_DW:
+  case OP_CONV2D_T_DW: { /* conv2d: x [2, 5, 5], dy [3, 5, 5], k 3 pad 1; transposed: kernel [2, 3, 3, 3] */
+    *nwrt = 2;
+    wrt[0] = src(t, OP_INPUT, S3(2, 5, 5), 1, R_NORMAL);
+    wrt[1] = src(t, OP_INPUT, S3(3, 5, 5), 1, R_NORMAL);
+    n = graph_begin(t->g, op, wrt, 2, span_none, NULL);
+    n->shape = op == OP_CONV2D_DW ? S4(3, 2, 3, 3) : S4(2, 3, 3, 3);
+    n->i[0] = 1, n->i[1] = 1, n->i[2] = 1;
+    return graph_end(t->g, n);
+  }
+  case OP_EMBED_DW: { /* dy [3, 2], codes [2] of 4 classes -> [4, 3] */
+    wrt[0] = src(t, OP_INPUT, S2(3, 2), 1, R_NORMAL);
+    int in[2] = {wrt[0], codes(t, S1(2), 1, 4)};
+    n = graph_begin(t->g, op, in, 2, span_none, NULL);
+    n->shape = S2(4, 3);
+    return graph_end(t->g, n);
+  }
+  case OP_PICK_DX:
+    wrt[0] = src(t, OP_INPUT, S1(5), 1, R_NORMAL);
+    return op2(t, op, wrt[0], codes(t, S1(5), 1, 4));
+  case OP_NEAREST:
+    *nwrt = 2;
+    wrt[0] = src(t, OP_INPUT, S2(3, 2), 1, R_NORMAL);
+    wrt[1] = src(t, OP_PARAM, S2(4, 3), 0, R_NORMAL);
+    return op2(t, op, wrt[0], wrt[1]);
+  default:
+    ck_abort_msg("%s: exempt, but no instance of it to check", op_name(op));
+    return -1;
+  }
+}
+
+static void check_exempt(Op op, int kind, const char *reason) {
+  const char *name = op_name(op);
+  ck_assert_msg(reason && *reason, "%s: exempt without a reason", name);
+  if (kind == X_SOURCE) {
+    ck_assert_msg(op_arity(op) == 0, "%s: exempt as a source, but takes inputs", name);
+    return;
+  }
+  if (kind == X_ERROR) { /* a Categorical draw, the only one */
+    for (int est = 0; est < 3; est++) {
+      T *t = t_new(2);
+      rng_seed(900 + (unsigned long long)est);
+      int l = src(t, OP_INPUT, S2(4, 2), 1, R_NORMAL);
+      int c = draw_categorical(t, l, est);
+      int f = objective(t, c), g = -2;
+      FILE *sink = fopen("/dev/null", "w");
+      t->d.out = sink;
+      int ok = autodiff(t->g, &t->d, f, &l, 1, &g, "test");
+      t->d.out = stderr;
+      fclose(sink);
+      ck_assert_msg(!ok || g < 0, "%s has a gradient rule but no finite-difference case (with %s it built one; it is listed as exempt: %s)",
+                    name, estimators[est], reason);
+      ck_assert_msg(!ok && diag_errors(&t->d) >= 1, "%s (%s): a gradient through the draw must be an error", name, estimators[est]);
+      t_free(t);
+    }
+    return;
+  }
+  T *t = t_new(2);
+  rng_seed(910);
+  int wrt[2], nwrt, grads[2] = {-2, -2};
+  int y = exempt_instance(t, op, wrt, &nwrt);
+  ck_assert_msg(y >= 0, "%s rejected", name);
+  ck_assert_msg(autodiff(t->g, &t->d, objective(t, y), wrt, nwrt, grads, "test"), "%s: autodiff failed", name);
+  for (int w = 0; w < nwrt; w++)
+    ck_assert_msg(grads[w] < 0, "%s has a gradient rule but no finite-difference case (a gradient reached its input %d; it is "
+                  "listed as exempt: %s)", name, w, reason);
   t_free(t);
+}
+
+START_TEST(fd_op_each) {
+  Op op = (Op)_i;
+  const char *name = op_name(op);
+  int x = -1;
+  for (size_t k = 0; k < sizeof exempt / sizeof *exempt; k++)
+    if (exempt[k].op == op) {
+      ck_assert_msg(x < 0, "%s: listed twice as exempt", name);
+      x = (int)k;
+    }
+  fd_only = (int)op;
+  fd_ran = 0;
+  for (size_t f = 0; f < sizeof fd_families / sizeof *fd_families; f++) fd_families[f]();
+  if (fd_ran) {
+    ck_assert_msg(x < 0, "%s: has %d finite-difference cases, but is listed as exempt (%s)", name, fd_ran, exempt[x].reason);
+    fd_only = -1;
+    return;
+  }
+  ck_assert_msg(x >= 0, "%s: no finite-difference case, and not listed as exempt (an op with a gradient rule in "
+                "autodiff.c needs a case; one without goes in `exempt`, with its reason)", name);
+  check_exempt(op, exempt[x].kind, exempt[x].reason);
+  fd_only = -1;
 }
 END_TEST
 
@@ -1233,21 +1561,13 @@ static Suite *autodiff_suite(void) {
   tcase_add_test(x, exact_skips_what_does_not_depend);
   tcase_add_test(x, straight_through_bernoulli);
   suite_add_tcase(s, x);
+  /* one test per op of the op table */
   TCase *f = tcase_create("finite_differences");
-  tcase_add_test(f, fd_unary);
-  tcase_add_test(f, fd_binary_broadcast);
-  tcase_add_test(f, fd_matmul);
-  tcase_add_test(f, fd_reductions);
-  tcase_add_test(f, fd_reduce_expand_batch);
-  tcase_add_test(f, fd_concat);
-  tcase_add_test(f, fd_conv2d);
-  tcase_add_test(f, fd_conv2d_transpose);
-  tcase_add_test(f, fd_codes);
+  tcase_add_loop_test(f, fd_op_each, 0, OP_COUNT);
   suite_add_tcase(s, f);
-  /* known bugs in autodiff.c, failing until fixed (see each test) */
-  TCase *b = tcase_create("bugs");
+  /* reproducers of rules that were wrong once */
+  TCase *b = tcase_create("regressions");
   tcase_add_test(b, batch_mean_of_unbatched);
-  tcase_add_test(b, fd_conv2d_non_square);
   suite_add_tcase(s, b);
   TCase *m = tcase_create("model");
   tcase_set_timeout(m, 120);
