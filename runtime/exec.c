@@ -5,17 +5,22 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "pool.h"
 #include "rng.h"
 #include "vmx.h"
 
 /* Elements of a fused group evaluated together: every member's values for
- * one chunk stay in L1. */
-enum { CHUNK = 512 };
+ * one chunk stay in L1.  A group runs in tasks of TASK_CHUNKS chunks on
+ * the runtime's threads (elementwise: any split gives the same values);
+ * smaller groups run on the calling thread, where a task would cost more
+ * to hand out than to compute. */
+enum { CHUNK = 512, TASK_CHUNKS = 8 };
 
 /* How a node runs. */
 enum {
@@ -24,6 +29,7 @@ enum {
   H_MEMBER, /* a fused member computed at its group's root */
   H_GROUP,  /* the root of a fusion group (or a lone elementwise node) */
   H_VIEW,   /* a reshape read in place */
+  H_INTO,   /* a matmul computed by its bias add (fuse_dense) */
   H_OP      /* everything else */
 };
 
@@ -37,10 +43,12 @@ typedef struct {
 struct Exec {
   const Graph *g;
   int n, max_batch, check;
+  int nslots;          /* threads it may use: per-thread workspace */
   GNode **nd;
   long long *per;      /* floats per example */
   char *how;           /* H_* */
   int *grp;            /* a root's group index, else -1 */
+  int *into;           /* a bias add's matmul, computed with it; else -1 */
   float **store;       /* where a node's value is written */
   const float **cur;   /* where it is read during a run */
   const float **bound; /* inputs and params as bound */
@@ -52,14 +60,16 @@ struct Exec {
   int nbufs;
   float **priv;
   int npriv;
-  float *scratch, *work;
+  float *scratch;       /* per thread: fused groups' chunks */
+  size_t scratch_stride;
+  KWork work;           /* per thread: im2col columns */
   double *acc;
   size_t bytes;
   ExecObserver *observer;
   void *observer_ctx;
   /* per run */
   KView *views;
-  const float **eptr;
+  const float **eptr; /* per thread: maxext + 1 */
   int *vkind, maxext;
 };
 
@@ -254,6 +264,58 @@ static void last_uses(const Exec *ex, int *last) {
   }
 }
 
+/* The bias operand of node r if r is a lone add of matmul m and a
+ * parameter or constant vector of m's row length, else -1. */
+static int bias_operand(const Exec *ex, int r, int m) {
+  const GNode *x = ex->nd[r], *mm = ex->nd[m];
+  if (x->op != OP_ADD || ex->how[r] != H_GROUP || ex->groups[ex->grp[r]].nm != 1) return -1;
+  int b = x->in[0] == m ? x->in[1] : x->in[1] == m ? x->in[0] : -1;
+  if (b < 0 || b == m || (ex->how[b] != H_BOUND && ex->how[b] != H_FIXED)) return -1;
+  const GNode *v = ex->nd[b];
+  if (v->batched || v->shape.rank != 1 || mm->shape.rank < 1 || v->shape.d[0] != mm->shape.d[mm->shape.rank - 1]) return -1;
+  return x->batched == mm->batched && shape_eq(x->shape, mm->shape) ? b : -1;
+}
+
+/* Whether matmul m can run at r, its reader, into r's storage: nothing
+ * but sources between them (m's inputs are still there at r) and r's
+ * storage none of its inputs'. */
+static int can_run_at(const Exec *ex, int m, int r) {
+  for (int j = m + 1; j < r; j++)
+    if (ex->how[j] != H_BOUND && ex->how[j] != H_FIXED) return 0;
+  for (int k = 0; k < ex->nd[m]->nin; k++) {
+    int base = ex->nd[m]->in[k];
+    while (ex->how[base] == H_VIEW) base = ex->nd[base]->in[0];
+    if (ex->how[base] != H_BOUND && ex->how[base] != H_FIXED && ex->store[base] == ex->store[r]) return 0;
+  }
+  return 1;
+}
+
+/* A dense layer: a matmul whose only reader adds a bias vector is computed
+ * by that add, in one pass (k_matmul with the bias; the add's value
+ * unchanged up to rounding), and keeps no value of its own. */
+static int fuse_dense(Exec *ex) {
+  int *readers = calloc((size_t)ex->n, sizeof(int));
+  if (!readers) return -1;
+  for (int i = 0; i < ex->n; i++)
+    for (int k = 0; k < ex->nd[i]->nin; k++) readers[ex->nd[i]->in[k]]++;
+  for (int k = 0; k < ex->g->outputs.len; k++) {
+    const GOutput *o = ex->g->outputs.items[k];
+    if (o->node >= 0 && o->node < ex->n) readers[o->node]++;
+  }
+  for (int r = 0; r < ex->n; r++)
+    for (int k = 0; k < ex->nd[r]->nin && k < 2; k++) {
+      int m = ex->nd[r]->in[k];
+      if (ex->nd[m]->op != OP_MATMUL || ex->nd[m]->i[0] || ex->how[m] != H_OP || readers[m] != 1) continue;
+      if (bias_operand(ex, r, m) < 0 || !can_run_at(ex, m, r)) continue;
+      ex->into[r] = m;
+      ex->how[m] = H_INTO;
+      ex->store[m] = NULL;
+      break;
+    }
+  free(readers);
+  return 0;
+}
+
 Exec *exec_new(const Graph *g, int max_batch) {
   if (!g || max_batch < 1) return NULL;
   Exec *ex = calloc(1, sizeof *ex);
@@ -262,24 +324,27 @@ Exec *exec_new(const Graph *g, int max_batch) {
   ex->n = g->nodes.len;
   ex->max_batch = max_batch;
   ex->check = 1;
+  ex->nslots = pool_threads();
+  k_blas_serial();
   int n = ex->n;
   ex->nd = xcalloc(ex, (size_t)n, sizeof *ex->nd);
   ex->per = xcalloc(ex, (size_t)n, sizeof *ex->per);
   ex->how = xcalloc(ex, (size_t)n, 1);
   ex->grp = xcalloc(ex, (size_t)n, sizeof(int));
+  ex->into = xcalloc(ex, (size_t)n, sizeof(int));
   ex->store = xcalloc(ex, (size_t)n, sizeof *ex->store);
   ex->cur = xcalloc(ex, (size_t)n, sizeof *ex->cur);
   ex->bound = xcalloc(ex, (size_t)n, sizeof *ex->bound);
   ex->over = xcalloc(ex, (size_t)n, sizeof *ex->over);
   ex->bad = xcalloc(ex, (size_t)n, 1);
   int *last = xcalloc(ex, (size_t)n, sizeof(int));
-  if (!ex->nd || !ex->per || !ex->how || !ex->grp || !ex->store || !ex->cur || !ex->bound || !ex->over || !ex->bad || !last) goto fail;
+  if (!ex->nd || !ex->per || !ex->how || !ex->grp || !ex->into || !ex->store || !ex->cur || !ex->bound || !ex->over || !ex->bad || !last) goto fail;
   int nbufs = 0;
   for (int i = 0; i < n; i++) {
     GNode *x = g->nodes.items[i];
     ex->nd[i] = x;
     ex->per[i] = shape_size(x->shape);
-    ex->grp[i] = -1;
+    ex->grp[i] = ex->into[i] = -1;
     ex->how[i] = is_source(x->op) ? H_BOUND : is_fixed(x->op) ? H_FIXED : H_OP;
     if (x->buffer >= nbufs) nbufs = x->buffer + 1;
   }
@@ -347,6 +412,7 @@ Exec *exec_new(const Graph *g, int max_batch) {
     }
     if (safe) ex->how[i] = H_VIEW;
   }
+  if (fuse_dense(ex)) goto fail;
   /* workspaces */
   size_t scratch = 0, work = 0, acc = 1;
   for (int k = 0; k < ex->ngroups; k++) {
@@ -364,7 +430,7 @@ Exec *exec_new(const Graph *g, int max_batch) {
       if (need > work) work = need;
       break;
     }
-    case OP_SUM_AXIS: case OP_BATCH_MEAN: case OP_EMBED_DW:
+    case OP_SUM_AXIS: case OP_EMBED_DW:
       if ((size_t)ex->per[i] > acc) acc = (size_t)ex->per[i];
       break;
     case OP_REDUCE_TO:
@@ -374,13 +440,15 @@ Exec *exec_new(const Graph *g, int max_batch) {
       break;
     }
   }
-  ex->scratch = xcalloc(ex, scratch, sizeof(float));
-  ex->work = xcalloc(ex, work, sizeof(float));
+  size_t slots = (size_t)ex->nslots;
+  ex->scratch_stride = scratch;
+  ex->scratch = xcalloc(ex, scratch * slots, sizeof(float));
+  ex->work = (KWork){xcalloc(ex, work * slots, sizeof(float)), work, ex->nslots};
   ex->acc = xcalloc(ex, acc, sizeof(double));
   ex->views = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(KView));
   ex->vkind = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(int));
-  ex->eptr = xcalloc(ex, (size_t)ex->maxext + 1, sizeof(float *));
-  if (!ex->scratch || !ex->work || !ex->acc || !ex->views || !ex->vkind || !ex->eptr) goto fail;
+  ex->eptr = xcalloc(ex, ((size_t)ex->maxext + 1) * slots, sizeof(float *));
+  if (!ex->scratch || !ex->work.base || !ex->acc || !ex->views || !ex->vkind || !ex->eptr) goto fail;
   free(last);
   return ex;
 fail:
@@ -405,13 +473,14 @@ void exec_free(Exec *ex) {
   free(ex->per);
   free(ex->how);
   free(ex->grp);
+  free(ex->into);
   free(ex->store);
   free(ex->cur);
   free(ex->bound);
   free(ex->over);
   free(ex->bad);
   free(ex->scratch);
-  free(ex->work);
+  free(ex->work.base);
   free(ex->acc);
   free(ex->views);
   free(ex->vkind);
@@ -440,6 +509,8 @@ void exec_override(Exec *ex, int node, const float *data) {
 }
 
 void exec_set_check(Exec *ex, int on) { ex->check = on; }
+
+void exec_set_threads(int n) { k_set_threads(n); }
 
 void exec_observe(Exec *ex, ExecObserver *fn, void *ctx) {
   ex->observer = fn;
@@ -501,10 +572,11 @@ static int fail(Exec *ex, ExecError *err, int node, long long index, long long B
 /* ------------------------------------------------------------ fused groups */
 
 /* Computes the group's values for elements k0 .. k0 + len of the root;
- * the root's into out + k0, the other members' into the scratch. */
-static void group_chunk(Exec *ex, const Group *G, long long k0, long long len, float *out) {
-  float *ext = ex->scratch, *mem = ex->scratch + (size_t)G->next * CHUNK;
-  const float **e = ex->eptr;
+ * the root's into out + k0, the other members' into the scratch of the
+ * thread in `slot`. */
+static void group_chunk(Exec *ex, const Group *G, int slot, long long k0, long long len, float *out) {
+  float *ext = ex->scratch + (size_t)slot * ex->scratch_stride, *mem = ext + (size_t)G->next * CHUNK;
+  const float **e = ex->eptr + (size_t)slot * ((size_t)ex->maxext + 1);
   for (int j = 0; j < G->next; j++) {
     const float *src = ex->cur[G->ext[j]];
     switch (ex->vkind[j]) {
@@ -528,28 +600,51 @@ static void group_chunk(Exec *ex, const Group *G, long long k0, long long len, f
   }
 }
 
-static int run_group(Exec *ex, int root, long long B, ExecError *err) {
-  const Group *G = &ex->groups[ex->grp[root]];
-  const GNode *r = ex->nd[root];
-  long long total = nsize(ex, root, B);
+/* One run of a group, as the tasks see it. */
+typedef struct {
+  Exec *ex;
+  const Group *G;
+  long long total;
+  float *out;
+  atomic_int bad; /* a task found a non-finite value in the root */
+} GroupRun;
+
+static void group_task(void *ctx, long t, int slot) {
+  GroupRun *r = ctx;
+  long long k1 = (t + 1) * (long long)TASK_CHUNKS * CHUNK;
+  if (k1 > r->total) k1 = r->total;
+  for (long long k0 = t * (long long)TASK_CHUNKS * CHUNK; k0 < k1; k0 += CHUNK) {
+    long long len = k1 - k0 < CHUNK ? k1 - k0 : CHUNK;
+    group_chunk(r->ex, r->G, slot, k0, len, r->out);
+    if (r->ex->check && k_any_nonfinite(r->out + k0, (long)len)) atomic_store(&r->bad, 1);
+  }
+}
+
+/* The views of the group's external inputs over the root; scalars are
+ * spread over a chunk of every thread's scratch once. */
+static void group_views(Exec *ex, const Group *G, const GNode *r, long long B) {
   for (int j = 0; j < G->next; j++) {
     const GNode *x = ex->nd[G->ext[j]];
     k_view(&ex->views[j], r->shape.d, r->shape.rank, r->batched, x->shape.d, x->shape.rank, x->batched, B);
     ex->vkind[j] = k_view_kind(&ex->views[j]);
-    if (ex->vkind[j] == K_VIEW_SCALAR) {
-      const float *src = ex->cur[G->ext[j]];
-      float *dst = ex->scratch + (size_t)j * CHUNK;
-      for (int t = 0; t < CHUNK; t++) dst[t] = src[0];
+    if (ex->vkind[j] != K_VIEW_SCALAR) continue;
+    float v = ex->cur[G->ext[j]][0];
+    for (int s = 0; s < ex->nslots; s++) {
+      float *dst = ex->scratch + (size_t)s * ex->scratch_stride + (size_t)j * CHUNK;
+      for (int t = 0; t < CHUNK; t++) dst[t] = v;
     }
   }
+}
+
+/* The first member that is not finite at the root's first bad element,
+ * found by computing that element's chunk again. */
+static int group_fail(Exec *ex, const Group *G, int root, long long B, ExecError *err) {
+  long long total = nsize(ex, root, B);
   float *out = ex->store[root];
-  for (long long k0 = 0; k0 < total; k0 += CHUNK) group_chunk(ex, G, k0, total - k0 < CHUNK ? total - k0 : CHUNK, out);
-  if (!ex->check) return 0;
   long bad = k_first_nonfinite(out, (long)total);
-  if (bad < 0) return 0;
-  /* the first member that is not finite at that element */
+  if (bad < 0) return fail(ex, err, root, -1, B, "non-finite value");
   long long k0 = bad / CHUNK * CHUNK;
-  group_chunk(ex, G, k0, total - k0 < CHUNK ? total - k0 : CHUNK, out);
+  group_chunk(ex, G, 0, k0, total - k0 < CHUNK ? total - k0 : CHUNK, out);
   const float *mem = ex->scratch + (size_t)G->next * CHUNK;
   for (int m = 0; m < G->nm; m++) {
     float v = m == G->nm - 1 ? out[bad] : mem[(size_t)m * CHUNK + (size_t)(bad - k0)];
@@ -557,6 +652,69 @@ static int run_group(Exec *ex, int root, long long B, ExecError *err) {
       return fail(ex, err, G->members[m], bad, B, "non-finite value %s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
   }
   return fail(ex, err, root, bad, B, "non-finite value");
+}
+
+static int run_group(Exec *ex, int root, long long B, ExecError *err) {
+  const Group *G = &ex->groups[ex->grp[root]];
+  GroupRun r = {.ex = ex, .G = G, .total = nsize(ex, root, B), .out = ex->store[root]};
+  atomic_init(&r.bad, 0);
+  group_views(ex, G, ex->nd[root], B);
+  long per_task = (long)TASK_CHUNKS * CHUNK;
+  pool_run((long)((r.total + per_task - 1) / per_task), ex->nslots, group_task, &r);
+  return atomic_load(&r.bad) ? group_fail(ex, G, root, B, err) : 0;
+}
+
+/* ------------------------------------------------------- nodes in pieces */
+
+/* Nodes whose work splits into independent pieces, fixed by the shape, run
+ * them on the runtime's threads: draws (counter-based: element k's value
+ * does not depend on where a fill starts), expand, the sum of each example,
+ * and the sums over the rows of reduce_to and batch_mean, by columns.
+ * Every output element is computed as it would be in one piece, so the
+ * thread count changes nothing.  PIECE: floats of work per piece, enough
+ * to outweigh handing it to a thread. */
+enum { PIECE = 8192 };
+
+typedef struct {
+  const GNode *x;
+  float *y;
+  const float *a;
+  long long total, grain; /* units (elements, examples or columns); per piece */
+  uint64_t seed, stream;  /* draws */
+  KView view;             /* expand */
+  long per;               /* sum: floats per example */
+  long rows, cols;        /* column sums */
+  double div;
+} Pieces;
+
+static void piece(void *ctx, long t, int slot) {
+  (void)slot;
+  const Pieces *p = ctx;
+  long long k0 = t * p->grain, n = p->total - k0 < p->grain ? p->total - k0 : p->grain;
+  switch (p->x->op) {
+  case OP_RANDN: rng_fill_normal(p->y + k0, (long)n, p->seed, p->stream, (uint64_t)k0); break;
+  case OP_RANDU: rng_fill_uniform(p->y + k0, (long)n, p->seed, p->stream, (uint64_t)k0); break;
+  case OP_SAMPLE_BERNOULLI:
+    rng_fill_uniform(p->y + k0, (long)n, p->seed, p->stream, (uint64_t)k0);
+    k_sample_bernoulli(p->y + k0, p->a + k0, p->y + k0, (long)n);
+    break;
+  case OP_EXPAND: k_gather(p->y + k0, p->a, &p->view, k0, n); break;
+  case OP_SUM: k_sum(p->y + k0, p->a + k0 * p->per, (long)n, p->per); break;
+  default: k_sum_rows(p->y, p->a, p->rows, p->cols, (long)k0, (long)(k0 + n), p->div); break;
+  }
+}
+
+static void run_pieces(Pieces *p, long long total, long long grain) {
+  p->total = total;
+  p->grain = grain;
+  pool_run((long)((total + grain - 1) / grain), 0, piece, p);
+}
+
+/* y[j] = (sum over the rows of a [rows, cols]) / div, by column pieces. */
+static void sum_columns(const GNode *x, float *y, const float *a, long rows, long cols, double div) {
+  Pieces p = {.x = x, .y = y, .a = a, .rows = rows, .cols = cols, .div = div};
+  long long grain = 32 * (PIECE / (32 * (long long)(rows ? rows : 1)) + 1); /* whole blocks of k_sum_rows */
+  run_pieces(&p, cols, grain);
 }
 
 /* ------------------------------------------------------------ other nodes */
@@ -568,7 +726,20 @@ static void split_axis(Shape s, int axis, long *pre, long *mid, long *post) {
   for (int i = axis + 1; i < s.rank; i++) *post *= (long)s.d[i];
 }
 
-static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, ExecError *err) {
+/* Matmul node i into y, plus the bias vector when not NULL; with scan,
+ * whether a value came out non-finite. */
+static int matmul(Exec *ex, int i, long long B, float *y, const float *bias, int scan) {
+  const GNode *x = ex->nd[i], *a = ex->nd[x->in[0]], *b = ex->nd[x->in[1]];
+  long acols = (long)a->shape.d[a->shape.rank - 1];
+  long rows = acols ? (long)(nsize(ex, x->in[0], B) / acols) : 0;
+  long m = (long)(x->i[0] ? b->shape.d[b->shape.rank - 1] : x->i[1] ? b->shape.d[0] : b->shape.d[1]);
+  return k_matmul(y, ex->cur[x->in[0]], ex->cur[x->in[1]], bias, rows, acols, m, (int)x->i[0], (int)(x->i[1] && !x->i[0]),
+                  scan);
+}
+
+/* Runs node i.  A kernel that scans its own output for non-finite values
+ * (while it is in cache) sets *scanned: 0 clean, 1 not; else it stays -1. */
+static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, int *scanned, ExecError *err) {
   const GNode *x = ex->nd[i];
   const GNode *a = x->nin > 0 ? ex->nd[x->in[0]] : NULL, *b = x->nin > 1 ? ex->nd[x->in[1]] : NULL;
   const float *A = a ? ex->cur[x->in[0]] : NULL, *Bv = b ? ex->cur[x->in[1]] : NULL;
@@ -579,33 +750,23 @@ static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, 
   case OP_BATCH_SIZE:
     y[0] = (float)B;
     break;
-  case OP_RANDN:
-    rng_fill_normal(y, (long)size, seed, rng_stream((uint32_t)x->i[0], step), 0);
+  case OP_RANDN: case OP_RANDU: case OP_SAMPLE_BERNOULLI: {
+    Pieces p = {.x = x, .y = y, .a = A, .stream = rng_stream((uint32_t)x->i[0], step), .seed = seed};
+    run_pieces(&p, size, 1024); /* a draw costs tens of ns */
     break;
-  case OP_RANDU:
-    rng_fill_uniform(y, (long)size, seed, rng_stream((uint32_t)x->i[0], step), 0);
-    break;
-  case OP_SAMPLE_BERNOULLI:
-    rng_fill_uniform(y, (long)size, seed, rng_stream((uint32_t)x->i[0], step), 0);
-    k_sample_bernoulli(y, A, y, (long)size);
-    break;
+  }
   case OP_SAMPLE_CATEGORICAL:
     rng_fill_uniform(y, (long)size, seed, rng_stream((uint32_t)x->i[0], step), 0);
     k_sample_categorical(y, A, y, nb, (long)a->shape.d[0], (long)per);
     break;
-  case OP_MATMUL: {
-    long acols = (long)a->shape.d[a->shape.rank - 1];
-    long rows = acols ? (long)(nsize(ex, x->in[0], B) / acols) : 0;
-    if (!x->i[0]) {
-      long m = (long)(x->i[1] ? b->shape.d[0] : b->shape.d[1]);
-      k_matmul(y, A, Bv, rows, acols, m, 0, (int)x->i[1]);
-    } else
-      k_matmul(y, A, Bv, rows, acols, (long)b->shape.d[b->shape.rank - 1], 1, 0);
+  case OP_MATMUL:
+    *scanned = matmul(ex, i, B, y, NULL, ex->check);
+    break;
+  case OP_SUM: {
+    Pieces p = {.x = x, .y = y, .a = A, .per = (long)ex->per[x->in[0]]};
+    run_pieces(&p, nb, PIECE / (p.per ? p.per : 1) + 1);
     break;
   }
-  case OP_SUM:
-    k_sum(y, A, nb, (long)ex->per[x->in[0]]);
-    break;
   case OP_SUM_AXIS: {
     long pre, mid, post;
     split_axis(a->shape, (int)x->i[0], &pre, &mid, &post);
@@ -621,17 +782,20 @@ static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, 
   case OP_REDUCE_TO: {
     KView v;
     k_view(&v, a->shape.d, a->shape.rank, a->batched, x->shape.d, x->shape.rank, x->batched, B);
-    k_reduce(y, A, &v, nsize(ex, x->in[0], B), size, ex->acc);
+    if (v.rank == 2 && v.stride[0] == 0 && v.stride[1] == 1) /* [rows, cols] -> [cols] */
+      sum_columns(x, y, A, (long)v.dim[0], (long)v.dim[1], 1.0);
+    else
+      k_reduce(y, A, &v, nsize(ex, x->in[0], B), size, ex->acc);
     break;
   }
   case OP_EXPAND: {
-    KView v;
-    k_view(&v, x->shape.d, x->shape.rank, x->batched, a->shape.d, a->shape.rank, a->batched, B);
-    k_gather(y, A, &v, 0, size);
+    Pieces p = {.x = x, .y = y, .a = A};
+    k_view(&p.view, x->shape.d, x->shape.rank, x->batched, a->shape.d, a->shape.rank, a->batched, B);
+    run_pieces(&p, size, PIECE);
     break;
   }
   case OP_BATCH_MEAN:
-    if (a->batched) k_batch_mean(y, A, (long)B, (long)per, ex->acc);
+    if (a->batched) sum_columns(x, y, A, (long)B, (long)per, (double)B);
     else memcpy(y, A, sizeof(float) * (size_t)per);
     break;
   case OP_RESHAPE:
@@ -663,19 +827,19 @@ static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, 
   }
   case OP_CONV2D: {
     KConv c = conv_geometry(x, a, b);
-    k_conv2d(y, A, Bv, &c, nb, ex->work);
+    k_conv2d(y, A, Bv, &c, nb, &ex->work);
     break;
   }
   case OP_CONV2D_T: {
     KConv c = conv_geometry(x, a, b);
-    k_conv2d_t(y, A, Bv, &c, nb, ex->work);
+    k_conv2d_t(y, A, Bv, &c, nb, &ex->work);
     break;
   }
   case OP_CONV2D_DW: case OP_CONV2D_T_DW: {
     KConv c = conv_geometry(x, a, b);
     long n2 = a->batched || b->batched ? (long)B : 1;
-    if (x->op == OP_CONV2D_DW) k_conv2d_dw(y, A, a->batched, Bv, b->batched, &c, n2, ex->work);
-    else k_conv2d_t_dw(y, A, a->batched, Bv, b->batched, &c, n2, ex->work);
+    if (x->op == OP_CONV2D_DW) k_conv2d_dw(y, A, a->batched, Bv, b->batched, &c, n2, &ex->work);
+    else k_conv2d_t_dw(y, A, a->batched, Bv, b->batched, &c, n2, &ex->work);
     break;
   }
   case OP_NEAREST:
@@ -717,6 +881,28 @@ static int run_node(Exec *ex, int i, long long B, uint64_t seed, uint64_t step, 
 
 /* -------------------------------------------------------------------- run */
 
+/* The non-finite check of node i's value in y (0: all finite). */
+static int check_values(Exec *ex, int i, const float *y, long long B, ExecError *err) {
+  long bad = k_first_nonfinite(y, (long)nsize(ex, i, B));
+  if (bad < 0) return 0;
+  float v = y[bad];
+  return fail(ex, err, i, bad, B, "non-finite value %s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+}
+
+static int check_node(Exec *ex, int i, long long B, ExecError *err) { return check_values(ex, i, ex->store[i], B, err); }
+
+/* A bias add r with its matmul (fuse_dense).  When a value comes out
+ * non-finite, the matmul alone is computed again, into r's storage, to
+ * tell whose value it is. */
+static int run_dense(Exec *ex, int r, long long B, ExecError *err) {
+  int m = ex->into[r], bi = ex->nd[r]->in[0] == m ? ex->nd[r]->in[1] : ex->nd[r]->in[0];
+  float *y = ex->store[r];
+  if (!matmul(ex, m, B, y, ex->cur[bi], ex->check)) return 0;
+  if (matmul(ex, m, B, y, NULL, 1)) return check_values(ex, m, y, B, err);
+  matmul(ex, m, B, y, ex->cur[bi], 0);
+  return check_values(ex, r, y, B, err);
+}
+
 int exec_run(Exec *ex, int batch, uint64_t seed, uint64_t step, ExecError *err) {
   if (err) {
     err->node = -1;
@@ -742,27 +928,22 @@ int exec_run(Exec *ex, int batch, uint64_t seed, uint64_t step, ExecError *err) 
       if (ex->bad[i]) return fail(ex, err, i, -1, B, "malformed mask description \"%s\"", x->s ? x->s : "");
       if (ex->observer) ex->observer(ex->observer_ctx, i, ex->cur[i]);
       continue;
-    case H_MEMBER:
+    case H_MEMBER: case H_INTO:
       continue;
     case H_VIEW:
       ex->cur[i] = ex->cur[x->in[0]];
       if (ex->observer) ex->observer(ex->observer_ctx, i, ex->cur[i]);
       continue;
     case H_GROUP:
-      if (run_group(ex, i, B, err)) return -1;
+      if (ex->into[i] >= 0 && !ex->over[ex->into[i]] ? run_dense(ex, i, B, err) : run_group(ex, i, B, err)) return -1;
       if (ex->observer) ex->observer(ex->observer_ctx, i, ex->cur[i]);
       continue;
     default:
       break;
     }
-    if (run_node(ex, i, B, seed, step, err)) return -1;
-    if (ex->check) {
-      long bad = k_first_nonfinite(ex->store[i], (long)nsize(ex, i, B));
-      if (bad >= 0) {
-        float v = ex->store[i][bad];
-        return fail(ex, err, i, bad, B, "non-finite value %s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-      }
-    }
+    int scanned = -1;
+    if (run_node(ex, i, B, seed, step, &scanned, err)) return -1;
+    if (ex->check && scanned != 0 && check_node(ex, i, B, err)) return -1;
     if (ex->observer) ex->observer(ex->observer_ctx, i, ex->cur[i]);
   }
   return 0;

@@ -3,11 +3,14 @@
  * on plain row-major float arrays; runtime/exec.c maps graph nodes onto
  * them.  Nothing here allocates: callers pass any workspace.
  *
- * Determinism: every reduction (sums, logsumexp, softmax, reduce_to,
- * batch_mean, the kernel and table gradients) runs in a fixed sequential
- * order with double accumulators, so a result never depends on the thread
- * count.  Matrix products go through cblas_sgemm (OpenBLAS), which
- * partitions the output, not the summed dimension.
+ * Threads and determinism: the kernels split their work into tasks fixed
+ * by the shape of the problem, never by the number of threads, and run
+ * them on the runtime's threads (runtime/pool.h).  Matrix products are
+ * cut into tiles of the output, each one single-threaded cblas_sgemm over
+ * the whole summed dimension (OpenBLAS's own threads stay idle); every
+ * other reduction (sums, logsumexp, softmax, reduce_to, batch_mean, the
+ * table gradients) runs in a fixed sequential order with double
+ * accumulators.  So a result never depends on the thread count.
  *
  * Integer codes (codes=K nodes) are stored as floats holding 0..K-1. */
 #ifndef VML_KERNELS_H
@@ -60,13 +63,34 @@ void k_gather(float *y, const float *x, const KView *v, long long k0, long long 
  * (nbig of them), accumulated in acc (nsmall doubles), then stored in y. */
 void k_reduce(float *y, const float *x, const KView *v, long long nbig, long long nsmall, double *acc);
 
+/* ------------------------------------------------------------- threads */
+
+/* The number of threads the kernels use, the caller's included (n < 1:
+ * the number of online CPUs, the default); also k_blas_serial(). */
+void k_set_threads(int n);
+/* Makes OpenBLAS single-threaded (the kernels thread its products
+ * themselves).  Idempotent and cheap. */
+void k_blas_serial(void);
+
+/* Per-thread workspace: n areas of `stride` floats, one per thread; a
+ * kernel given one uses at most n threads. */
+typedef struct {
+  float *base;
+  size_t stride;
+  int n;
+} KWork;
+
 /* ------------------------------------------------------------ products */
 
 /* matmul with the batch axis and leading axes folded into `rows`:
- *   ta = 0: y[rows, m] = x[rows, n] @ (tb ? w[m, n]^T : w[n, m])
+ *   ta = 0: y[rows, m] = x[rows, n] @ (tb ? w[m, n]^T : w[n, m]) (+ bias)
  *   ta = 1: y[n, m]    = x[rows, n]^T @ w[rows, m]   (tb must be 0)
- * Transposes are sgemm flags; nothing is copied. */
-void k_matmul(float *y, const float *x, const float *w, long rows, long n, long m, int ta, int tb);
+ * Transposes are sgemm flags; nothing is copied.  bias [m] (ta = 0 only;
+ * NULL for none) is added to every row, on the way: the dense layer's
+ * matmul and add in one pass.  With scan, each tile is checked for NaN and
+ * infinity as soon as it is computed (while in cache); returns 1 when one
+ * was found, else 0. */
+int k_matmul(float *y, const float *x, const float *w, const float *bias, long rows, long n, long m, int ta, int tb, int scan);
 
 /* Convolution geometry: image [C, H, W], kernel KH x KW, output
  * [O, OH, OW] of the forward convolution; s stride, p padding, d
@@ -80,21 +104,22 @@ typedef struct {
   long s, p, d;
 } KConv;
 
-/* Floats of workspace the conv kernels below need (im2col columns). */
+/* Floats of workspace per thread the conv kernels below need (im2col
+ * columns). */
 size_t k_conv_work(const KConv *c, int transposed);
 
 /* conv2d: x [nb, C, H, W] (xb: batched, else one image), w [O, C, KH, KW]
  * -> y [nb, O, OH, OW]. */
-void k_conv2d(float *y, const float *x, const float *w, const KConv *c, long nb, float *work);
+void k_conv2d(float *y, const float *x, const float *w, const KConv *c, long nb, const KWork *work);
 /* conv2d_transpose: x [nb, C, H, W], w [C, O, KH, KW] -> y [nb, O, OH, OW]
  * with OH = (H - 1)s - 2p + d(KH - 1) + outpad + 1. */
-void k_conv2d_t(float *y, const float *x, const float *w, const KConv *c, long nb, float *work);
+void k_conv2d_t(float *y, const float *x, const float *w, const KConv *c, long nb, const KWork *work);
 /* conv2d_dw: dW [O, C, KH, KW] = sum over the batch of the kernel gradient
  * of conv2d with input x [C, H, W] and output gradient dy [O, OH, OW].
  * nb examples; xb / db say which operand has a batch axis. */
-void k_conv2d_dw(float *dw, const float *x, int xb, const float *dy, int db, const KConv *c, long nb, float *work);
+void k_conv2d_dw(float *dw, const float *x, int xb, const float *dy, int db, const KConv *c, long nb, const KWork *work);
 /* conv2d_transpose_dw: dW [C, O, KH, KW]; x [C, H, W], dy [O, OH, OW]. */
-void k_conv2d_t_dw(float *dw, const float *x, int xb, const float *dy, int db, const KConv *c, long nb, float *work);
+void k_conv2d_t_dw(float *dw, const float *x, int xb, const float *dy, int db, const KConv *c, long nb, const KWork *work);
 
 /* ---------------------------------------------------------- reductions */
 
@@ -107,8 +132,10 @@ void k_sum_axis(float *y, const float *x, long pre, long mid, long post, double 
 void k_logsumexp(float *y, const float *x, long nb, long K, long post);
 /* y[k, j] = softmax over k of x[., j]; y may not alias x. */
 void k_softmax(float *y, const float *x, long nb, long K, long post);
-/* y[k] = (1/B) sum_b x[b, k] in the order b = 0..B-1; acc n doubles. */
-void k_batch_mean(float *y, const float *x, long B, long n, double *acc);
+/* Columns c0 .. c1 of the sums over the rows of x [rows, cols], rows in
+ * order, in double, divided by div: y[j] = (sum_r x[r, j]) / div.  The
+ * column ranges of one array can be computed in any order or at once. */
+void k_sum_rows(float *y, const float *x, long rows, long cols, long c0, long c1, double div);
 
 /* ---------------------------------------------------------------- codes */
 
@@ -146,6 +173,8 @@ void k_sample_categorical(float *y, const float *logits, const float *u, long nb
 
 /* ---------------------------------------------------------------- checks */
 
+/* 1 when x[0..n) holds a NaN or an infinity, else 0 (at memory speed). */
+int k_any_nonfinite(const float *x, long n);
 /* The index of the first NaN or infinity in x[0..n), or -1. */
 long k_first_nonfinite(const float *x, long n);
 

@@ -8,12 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "session.h"
 #include "stats.h"
 #include "util.h"
 #include "vmrun.h"
-
-void openblas_set_num_threads(int);
 
 static void usage(FILE *f) {
   fputs("usage: vmrun train [FILE.vmx] [--data DIR] [--epochs N | --steps N] [--batch N]\n"
@@ -102,8 +101,7 @@ static void parse_opts(Opts *o, int argc, char **argv) {
 /* ------------------------------------------------------------ shared */
 
 void vmrun_threads(long n) {
-  if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
-  openblas_set_num_threads(n > 0 ? (int)n : 1);
+  exec_set_threads(n > 0 ? (int)n : 0);
 }
 
 char *vmrun_newest_run(void) {

@@ -13,10 +13,14 @@
  *     through the library as vmc does, written to a .vmx and read back as
  *     vmrun does, random draws held fixed on both sides;
  *   - random draws: the streams of runtime/rng.h as exec.h documents them;
- *   - determinism: the same run twice, another max_batch, another BLAS
- *     thread count, give identical bytes;
+ *   - determinism: the same run twice, another max_batch, another thread
+ *     count (1, 2, 3 threads: the training graphs of every shipped model,
+ *     sized so that products, groups and draws are cut in uneven pieces;
+ *     products and convolutions alone, 1 to 4 threads) give identical
+ *     bytes;
  *   - the first non-finite value is reported with its node, name and
- *     file:line:col; unbound inputs and codes out of range are errors. */
+ *     file:line:col (also a matmul computed with its bias add); unbound
+ *     inputs and codes out of range are errors. */
 #include <cblas.h>
 #include <check.h>
 #include <math.h>
@@ -680,9 +684,10 @@ static void compare_node(void *ctx, int i, const float *v) {
   const GNode *n = graph_node(r->e.g, i);
   if (!v || supplied(n)) return;
   const double *ref = ev(&r->e, i);
-  for (long long k = 0; k < nsize(n, r->B); k++) {
-    ck_assert_msg(close_to(v[k], ref[k], c->tol), "%s: node %%%d (%s%s%s) [%lld]: exec %.9g, reference %.12g", c->what, i,
-                  op_name(n->op), n->name ? " " : "", n->name ? n->name : "", k, (double)v[k], ref[k]);
+  for (long long k = 0; k < nsize(n, r->B); k++) { /* asserting only on failure: each assertion costs Check a write */
+    if (!close_to(v[k], ref[k], c->tol))
+      ck_abort_msg("%s: node %%%d (%s%s%s) [%lld]: exec %.9g, reference %.12g", c->what, i, op_name(n->op), n->name ? " " : "",
+                   n->name ? n->name : "", k, (double)v[k], ref[k]);
     c->compared++;
   }
 }
@@ -1312,8 +1317,8 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, d
       ck_assert_msg(v != NULL, "%s: no output %s", what, o->name);
       const double *ref = ev(&r.e, o->node);
       for (long long j = 0; j < nsize(graph_node(g, o->node), B); j++)
-        ck_assert_msg(close_to(v[j], ref[j], tol), "%s output %s[%lld]: %.9g, reference %.12g", what, o->name, j, (double)v[j],
-                      ref[j]);
+        if (!close_to(v[j], ref[j], tol))
+          ck_abort_msg("%s output %s[%lld]: %.9g, reference %.12g", what, o->name, j, (double)v[j], ref[j]);
     }
     run_free(&r);
   }
@@ -1359,17 +1364,17 @@ END_TEST
 
 /* -------------------------------------------------------- determinism */
 
-/* Runs train.0 of the small VAE with its own draws (nothing overridden);
- * returns every output's bytes, concatenated. */
-static size_t vae_bytes(TModel *m, int max_batch, int B, uint64_t seed, unsigned char *out) {
-  Graph *g = model_graph(m, "train.0");
-  ck_assert_ptr_nonnull(g);
+/* Runs graph g of model m with its own draws (nothing overridden), inputs
+ * and parameters from the same random stream every time; returns every
+ * output's bytes, concatenated. */
+static size_t graph_bytes(TModel *m, Graph *g, int max_batch, int B, uint64_t seed, unsigned char *out) {
   Exec *ex = exec_new(g, max_batch);
   ck_assert_ptr_nonnull(ex);
   rng_seed(77);
   const char *bits[8];
   Gen gen = model_gen(m, bits);
-  float *data[4096] = {0};
+  gen.params_scaled = 1;
+  float **data = calloc((size_t)g->nodes.len, sizeof *data);
   for (int i = 0; i < g->nodes.len; i++) {
     GNode *n = graph_node(g, i);
     if (n->op != OP_INPUT && n->op != OP_PARAM) continue;
@@ -1380,7 +1385,7 @@ static size_t vae_bytes(TModel *m, int max_batch, int B, uint64_t seed, unsigned
     else ck_assert_int_ge(exec_bind_param(ex, n->s, data[i]), 1);
   }
   ExecError err;
-  ck_assert_msg(exec_run(ex, B, seed, 5, &err) == 0, "%s", err.msg);
+  ck_assert_msg(exec_run(ex, B, seed, 5, &err) == 0, "%s: %s", g->name, err.msg);
   size_t len = 0;
   for (int k = 0; k < g->outputs.len; k++) {
     const GOutput *o = g->outputs.items[k];
@@ -1389,8 +1394,15 @@ static size_t vae_bytes(TModel *m, int max_batch, int B, uint64_t seed, unsigned
     len += sz;
   }
   for (int i = 0; i < g->nodes.len; i++) free(data[i]);
+  free(data);
   exec_free(ex);
   return len;
+}
+
+static size_t vae_bytes(TModel *m, int max_batch, int B, uint64_t seed, unsigned char *out) {
+  Graph *g = model_graph(m, "train.0");
+  ck_assert_ptr_nonnull(g);
+  return graph_bytes(m, g, max_batch, B, seed, out);
 }
 
 START_TEST(determinism) {
@@ -1403,15 +1415,152 @@ START_TEST(determinism) {
   ck_assert_msg(!memcmp(a, b, na), "the same run twice differs");
   nb = vae_bytes(m, 100, 32, 11, b);
   ck_assert_msg(nb == na && !memcmp(a, b, na), "another max_batch changes the result");
-  /* Not checked: another OpenBLAS thread count.  OpenBLAS 0.3.21's sgemm
-   * blocks the summed dimension differently with 1 and 2 threads (and for
-   * different output partitions), so products differ in the last bits
-   * (4e-6 on a 128 x 784 x 500 product); only a fixed tiling of the
-   * output, each tile a single-threaded sgemm, would make the thread count
-   * irrelevant.  Everything else exec does is sequential. */
+  /* the thread count: threads_* below */
   nb = vae_bytes(m, 32, 32, 12, b);
   ck_assert_msg(memcmp(a, b, na), "another seed gives the same result");
   model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------ the thread count */
+
+/* Every train.* graph of a shipped model run with 1, 2 and 3 threads on the
+ * same inputs, parameters and seed (its own draws): the loss and every
+ * gradient are the same bytes.  The sizes make the work split: hidden
+ * layers of 300 cut into two tiles of 144 and 156 columns, 784-wide data
+ * into six tiles (one 144 wide), the fused groups, draws and column sums of
+ * a batch of 24 into pieces with a partial last one; 3 threads share an
+ * even number of tiles unevenly. */
+static void threads_model(const char *name, Define *defs, int ndefs, int B) {
+  TModel *m = load_model(name, defs, ndefs);
+  static unsigned char one[1 << 24], other[1 << 24];
+  int ntrain = 0;
+  for (int gi = 0; gi < m->x->graphs.len; gi++) {
+    Graph *g = m->x->graphs.items[gi];
+    if (strncmp(g->name, "train.", 6)) continue;
+    ntrain++;
+    exec_set_threads(1);
+    size_t n1 = graph_bytes(m, g, B, B, 21, one);
+    ck_assert_uint_gt(n1, 0);
+    for (int t = 2; t <= 3; t++) {
+      exec_set_threads(t);
+      size_t nt = graph_bytes(m, g, B, B, 21, other);
+      ck_assert_uint_eq(nt, n1);
+      if (memcmp(one, other, n1)) { /* one assertion: each one costs Check a write */
+        size_t k = 0;
+        while (one[k] == other[k]) k++;
+        ck_abort_msg("%s %s: %d threads differ from 1 at byte %zu", name, g->name, t, k);
+      }
+    }
+  }
+  exec_set_threads(0);
+  ck_assert_int_ge(ntrain, 1);
+  model_free(m);
+}
+
+START_TEST(threads_vae) {
+  Define defs[] = {{"latent", "20", 0}, {"hidden", "300", 0}};
+  threads_model("vae", defs, 2, 24);
+}
+END_TEST
+
+START_TEST(threads_ae) {
+  Define defs[] = {{"latent", "20", 0}, {"hidden", "300", 0}};
+  threads_model("ae", defs, 2, 24);
+}
+END_TEST
+
+START_TEST(threads_conjoint) {
+  Define defs[] = {{"private", "2", 0}, {"shared", "2", 0}, {"hidden", "300", 0}};
+  threads_model("conjoint", defs, 3, 24);
+}
+END_TEST
+
+START_TEST(threads_vlae) {
+  Define defs[] = {{"latent", "16", 0}, {"hidden", "300", 0}, {"made", "200", 0}};
+  threads_model("vlae", defs, 3, 24);
+}
+END_TEST
+
+START_TEST(threads_avb) {
+  Define defs[] = {{"noise", "64", 0}, {"width", "200", 0}};
+  threads_model("avb", defs, 2, 24);
+}
+END_TEST
+
+START_TEST(threads_vqvae) { /* convolutions: one task per example; kernel gradients in column tiles */
+  Define defs[] = {{"K", "8", 0}, {"D", "8", 0}};
+  threads_model("vqvae", defs, 2, 5);
+}
+END_TEST
+
+/* The kernels alone: products whose tiles are uneven, with a partial last
+ * one, for every transpose, and convolutions whose kernel gradient is cut
+ * in column tiles, give the same bytes for 1 to 4 threads. */
+START_TEST(threads_kernels) {
+  struct { long rows, n, m; int ta, tb; } mm[] = {
+      {37, 53, 1000, 0, 0}, {37, 1000, 53, 0, 1}, {1000, 37, 301, 0, 0}, {45, 300, 785, 1, 0}, {45, 785, 300, 1, 0}, {3, 64, 65, 0, 1},
+  };
+  rng_seed(5);
+  for (size_t c = 0; c < sizeof mm / sizeof *mm; c++) {
+    long xs = mm[c].rows * mm[c].n, ws = mm[c].ta ? mm[c].rows * mm[c].m : mm[c].n * mm[c].m;
+    long ys = mm[c].ta ? mm[c].n * mm[c].m : mm[c].rows * mm[c].m;
+    float *x = malloc(sizeof(float) * (size_t)xs), *w = malloc(sizeof(float) * (size_t)ws);
+    float *y1 = malloc(sizeof(float) * (size_t)ys), *yt = malloc(sizeof(float) * (size_t)ys);
+    for (long k = 0; k < xs; k++) x[k] = (float)rng_normal();
+    for (long k = 0; k < ws; k++) w[k] = (float)rng_normal();
+    k_set_threads(1);
+    ck_assert_int_eq(k_matmul(y1, x, w, NULL, mm[c].rows, mm[c].n, mm[c].m, mm[c].ta, mm[c].tb, 1), 0);
+    for (int t = 2; t <= 4; t++) {
+      k_set_threads(t);
+      ck_assert_int_eq(k_matmul(yt, x, w, NULL, mm[c].rows, mm[c].n, mm[c].m, mm[c].ta, mm[c].tb, 1), 0);
+      ck_assert_msg(!memcmp(y1, yt, sizeof(float) * (size_t)ys), "matmul case %zu: %d threads differ from 1", c, t);
+    }
+    if (!mm[c].ta) { /* with a bias: the same bytes for every thread count, the sum to rounding */
+      float *bias = malloc(sizeof(float) * (size_t)mm[c].m), *yb = malloc(sizeof(float) * (size_t)ys);
+      for (long k = 0; k < mm[c].m; k++) bias[k] = (float)rng_normal();
+      k_set_threads(1);
+      k_matmul(yb, x, w, bias, mm[c].rows, mm[c].n, mm[c].m, 0, mm[c].tb, 1);
+      for (long k = 0; k < ys; k++)
+        if (!close_to(yb[k], y1[k] + bias[k % mm[c].m], 1e-5 * sqrt((double)mm[c].n)))
+          ck_abort_msg("matmul case %zu with a bias [%ld]: %g, want %g", c, k, (double)yb[k], (double)(y1[k] + bias[k % mm[c].m]));
+      for (int t = 2; t <= 3; t++) {
+        k_set_threads(t);
+        k_matmul(yt, x, w, bias, mm[c].rows, mm[c].n, mm[c].m, 0, mm[c].tb, 1);
+        ck_assert_msg(!memcmp(yb, yt, sizeof(float) * (size_t)ys), "matmul case %zu with a bias: %d threads differ from 1", c, t);
+      }
+      free(bias), free(yb);
+    }
+    x[xs / 2] = INFINITY; /* the scan finds it, in whichever tile */
+    ck_assert_int_eq(k_matmul(yt, x, w, NULL, mm[c].rows, mm[c].n, mm[c].m, mm[c].ta, mm[c].tb, 1), 1);
+    free(x), free(w), free(y1), free(yt);
+  }
+  /* conv2d_dw with 16 x 9 = 144 kernel columns: two tiles, of 80 and 64 */
+  KConv cv = {.C = 16, .H = 9, .W = 9, .O = 5, .OH = 9, .OW = 9, .KH = 3, .KW = 3, .s = 1, .p = 1, .d = 1};
+  long nb = 7, xs = nb * cv.C * cv.H * cv.W, ds = nb * cv.O * cv.OH * cv.OW, dws = cv.O * cv.C * cv.KH * cv.KW;
+  float *x = malloc(sizeof(float) * (size_t)xs), *dy = malloc(sizeof(float) * (size_t)ds);
+  float *dw1 = malloc(sizeof(float) * (size_t)dws), *dwt = malloc(sizeof(float) * (size_t)dws);
+  for (long k = 0; k < xs; k++) x[k] = (float)rng_normal();
+  for (long k = 0; k < ds; k++) dy[k] = (float)rng_normal();
+  size_t per = k_conv_work(&cv, 0);
+  float *work = malloc(sizeof(float) * per * 4);
+  k_set_threads(1);
+  KWork w1 = {work, per, 1};
+  k_conv2d_dw(dw1, x, 1, dy, 1, &cv, nb, &w1);
+  float *y1 = malloc(sizeof(float) * (size_t)ds), *yt = malloc(sizeof(float) * (size_t)ds);
+  float *kern = malloc(sizeof(float) * (size_t)dws);
+  for (long k = 0; k < dws; k++) kern[k] = (float)rng_normal();
+  k_conv2d(y1, x, kern, &cv, nb, &w1);
+  for (int t = 2; t <= 4; t++) {
+    k_set_threads(t);
+    KWork wt = {work, per, t};
+    k_conv2d_dw(dwt, x, 1, dy, 1, &cv, nb, &wt);
+    ck_assert_msg(!memcmp(dw1, dwt, sizeof(float) * (size_t)dws), "conv2d_dw: %d threads differ from 1", t);
+    k_conv2d(yt, x, kern, &cv, nb, &wt);
+    ck_assert_msg(!memcmp(y1, yt, sizeof(float) * (size_t)ds), "conv2d: %d threads differ from 1", t);
+  }
+  k_set_threads(0);
+  free(x), free(dy), free(dw1), free(dwt), free(work), free(y1), free(yt), free(kern);
 }
 END_TEST
 
@@ -1470,6 +1619,23 @@ START_TEST(nonfinite_named) {
                 err.msg);
   ck_assert_int_eq(err.index, 1);
   r.data[pid][1] = 0;
+  ck_assert_msg(exec_run(r.ex, 3, 1, 0, &err) == 0, "%s", err.msg);
+  /* a NaN in the weights before it: reported at the matmul, which runs
+   * with the bias add (no value of its own) */
+  int wid = -1, mm = -1;
+  for (int i = 0; i < g->nodes.len; i++)
+    if (graph_node(g, i)->op == OP_PARAM && !strcmp(graph_node(g, i)->s, "p.mlp0.dense0.W")) wid = i;
+  ck_assert_int_ge(wid, 0);
+  for (int i = wid + 1; i < g->nodes.len && mm < 0; i++)
+    for (int k = 0; k < graph_node(g, i)->nin; k++)
+      if (graph_node(g, i)->in[k] == wid) mm = i;
+  ck_assert_int_eq(graph_node(g, mm)->op, OP_MATMUL);
+  ck_assert_ptr_null(exec_value(r.ex, mm));
+  float w1 = r.data[wid][1];
+  r.data[wid][1] = NAN;
+  ck_assert_int_eq(exec_run(r.ex, 3, 1, 0, &err), -1);
+  ck_assert_msg(err.node == mm && err.op == OP_MATMUL && err.index == 1, "%s", err.msg);
+  r.data[wid][1] = w1;
   ck_assert_msg(exec_run(r.ex, 3, 1, 0, &err) == 0, "%s", err.msg);
   run_free(&r);
   model_free(m);
@@ -1604,6 +1770,13 @@ static Suite *exec_suite(void) {
   TCase *r = tcase_create("run");
   tcase_set_timeout(r, 120);
   tcase_add_test(r, determinism);
+  tcase_add_test(r, threads_kernels);
+  tcase_add_test(r, threads_vae);
+  tcase_add_test(r, threads_ae);
+  tcase_add_test(r, threads_conjoint);
+  tcase_add_test(r, threads_vlae);
+  tcase_add_test(r, threads_avb);
+  tcase_add_test(r, threads_vqvae);
   tcase_add_test(r, nonfinite_named);
   tcase_add_test(r, run_errors);
   tcase_add_test(r, memory_plan);
