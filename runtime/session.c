@@ -25,12 +25,6 @@ char *session_find_vmx(const char *dir) {
   return found;
 }
 
-static long long numel(const Shape *s) {
-  long long n = 1;
-  for (int i = 0; i < s->rank; i++) n *= s->d[i];
-  return n;
-}
-
 void session_load(Session *s, const char *path) {
   memset(s, 0, sizeof *s);
   char err[1024] = "";
@@ -46,7 +40,7 @@ void session_load(Session *s, const char *path) {
   for (int i = 0; i < s->nparams; i++) {
     RtParam *p = &s->params[i];
     p->decl = s->vmx->params.items[i];
-    p->n = (long)numel(&p->decl->shape);
+    p->n = (long)shape_size(p->decl->shape);
     p->data = xmalloc(sizeof(float) * (size_t)p->n);
   }
   s->data = xmalloc(sizeof(DataItem) * (size_t)(s->vmx->data.len + 1));

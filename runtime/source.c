@@ -109,16 +109,10 @@ static void check_status(DataStatus st, const DataErr *err) {
 
 /* ------------------------------------------------------------ checking */
 
-static long long shape_numel(const Shape *s) {
-  long long n = 1;
-  for (int i = 0; i < s->rank; i++) n *= s->d[i];
-  return n;
-}
-
 static void check_shape(const DataItem *it, int k) {
   const Dataset *ds = &it->split[k];
   const VmxData *d = it->decl;
-  long long want = shape_numel(&d->shape);
+  long long want = shape_size(d->shape);
   if (ds->dim == want) return;
   char got[256] = "";
   size_t off = 0;

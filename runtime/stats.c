@@ -6,13 +6,6 @@
 
 #include "util.h"
 
-static long out_dims(const Graph *g, const GOutput *o) {
-  const GNode *n = g->nodes.items[o->node];
-  long d = 1;
-  for (int i = 0; i < n->shape.rank; i++) d *= (long)n->shape.d[i];
-  return d;
-}
-
 static LatentStats *latent(ElboStats *st, const char *name, long dims) {
   for (int i = 0; i < st->nlatents; i++)
     if (!strcmp(st->latents[i].name, name)) return &st->latents[i];
@@ -31,7 +24,7 @@ static void find_latents(const Graph *g, ElboStats *st) {
     if (!dot || (strcmp(dot, ".kl") && strcmp(dot, ".mean"))) continue;
     char *name = xmalloc((size_t)(dot - o->name) + 1);
     memcpy(name, o->name, (size_t)(dot - o->name));
-    LatentStats *l = latent(st, name, out_dims(g, o));
+    LatentStats *l = latent(st, name, (long)shape_size(((const GNode *)g->nodes.items[o->node])->shape));
     if (l->name != name) free(name);
     if (!strcmp(dot, ".kl")) l->kl = xmalloc(sizeof(double) * (size_t)l->dims);
     else l->var = xmalloc(sizeof(double) * (size_t)l->dims);

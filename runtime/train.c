@@ -31,7 +31,9 @@ typedef struct {
   OptimConfig cfg;
   LrSchedule sched;
   RtParam **params;
-  float **m, **v; /* optimizer state per parameter (NULL when unused) */
+  float **state[2];  /* optimizer state m, v per parameter (NULL when unused) */
+  char **state_name[2]; /* their checkpoint names, optim/GRAPH/PARAM/m|v */
+  char **grad_name;  /* the graph outputs grad:PARAM */
   const float **grads;
   long *lens;
   int np;
@@ -105,8 +107,11 @@ static void steps_init(Trainer *T) {
       die(2, "%s: step %s: %s", T->s.path, st->decl->graph, err);
     st->np = st->decl->params.len;
     st->params = xmalloc(sizeof(RtParam *) * (size_t)(st->np + 1));
-    st->m = xmalloc(sizeof(float *) * (size_t)(st->np + 1));
-    st->v = xmalloc(sizeof(float *) * (size_t)(st->np + 1));
+    for (int w = 0; w < 2; w++) {
+      st->state[w] = xmalloc(sizeof(float *) * (size_t)(st->np + 1));
+      st->state_name[w] = xmalloc(sizeof(char *) * (size_t)(st->np + 1));
+    }
+    st->grad_name = xmalloc(sizeof(char *) * (size_t)(st->np + 1));
     st->grads = xmalloc(sizeof(float *) * (size_t)(st->np + 1));
     st->lens = xmalloc(sizeof(long) * (size_t)(st->np + 1));
     int nstate = optim_state_arrays(&st->cfg);
@@ -115,8 +120,13 @@ static void steps_init(Trainer *T) {
       if (!(st->params[j] = session_param(&T->s, name)))
         die(2, "%s: step %s updates unknown parameter %s", T->s.path, st->decl->graph, name);
       st->lens[j] = st->params[j]->n;
-      if (nstate >= 1) st->m[j] = xmalloc(sizeof(float) * (size_t)st->lens[j]);
-      if (nstate >= 2) st->v[j] = xmalloc(sizeof(float) * (size_t)st->lens[j]);
+      st->grad_name[j] = xprintf("grad:%s", name);
+      for (int w = 0; w < nstate && w < 2; w++) {
+        st->state[w][j] = xmalloc(sizeof(float) * (size_t)st->lens[j]);
+        int len = ckpt_state_name(NULL, 0, st->graph->name, name, w ? "v" : "m");
+        st->state_name[w][j] = xmalloc((size_t)len + 1);
+        ckpt_state_name(st->state_name[w][j], (size_t)len + 1, st->graph->name, name, w ? "v" : "m");
+      }
     }
   }
 }
@@ -126,12 +136,18 @@ static void steps_free(Trainer *T) {
     Step *st = &T->steps[i];
     if (st->ex) exec_free(st->ex);
     for (int j = 0; j < st->np; j++) {
-      free(st->m[j]);
-      free(st->v[j]);
+      free(st->grad_name[j]);
+      for (int w = 0; w < 2; w++) {
+        free(st->state[w][j]);
+        free(st->state_name[w][j]);
+      }
     }
+    for (int w = 0; w < 2; w++) {
+      free(st->state[w]);
+      free(st->state_name[w]);
+    }
+    free(st->grad_name);
     free(st->params);
-    free(st->m);
-    free(st->v);
     free(st->grads);
     free(st->lens);
   }
@@ -141,86 +157,84 @@ static void steps_free(Trainer *T) {
 /* ------------------------------------------------------------ checkpoints */
 
 typedef struct {
-  CkptMeta meta[128];
-  char text[128][1100];
-  size_t n;
+  CkptMeta *meta; /* keys and values owned (meta_free) */
+  size_t n, cap;
 } Meta;
 
-static void meta_add(Meta *m, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void meta_add(Meta *m, const char *key, const char *fmt, ...) {
-  if (m->n >= 128) die(1, "too many checkpoint metadata entries");
+static void meta_add(Meta *m, char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void meta_add(Meta *m, char *key, const char *fmt, ...) {
+  if (m->n == m->cap) {
+    m->cap = m->cap ? 2 * m->cap : 32;
+    if (!(m->meta = realloc(m->meta, sizeof(CkptMeta) * m->cap))) die(1, "out of memory");
+  }
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(m->text[m->n], sizeof m->text[m->n], fmt, ap);
+  int len = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  m->meta[m->n].key = key;
-  m->meta[m->n].value = m->text[m->n];
-  m->n++;
+  char *value = xmalloc((size_t)len + 1);
+  va_start(ap, fmt);
+  vsnprintf(value, (size_t)len + 1, fmt, ap);
+  va_end(ap);
+  m->meta[m->n++] = (CkptMeta){key, value};
+}
+
+static void meta_free(Meta *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    free((char *)m->meta[i].key);
+    free((char *)m->meta[i].value);
+  }
+  free(m->meta);
 }
 
 static char *ckpt_path(const char *dir) { return xprintf("%s/checkpoint.safetensors", dir); }
+
+static void add_tensor(CkptTensor *c, const char *name, const VmxParam *p, float *data) {
+  c->name = name;
+  c->rank = p->shape.rank;
+  for (int r = 0; r < c->rank; r++) c->shape[r] = p->shape.d[r];
+  c->data = data;
+}
 
 static void save_checkpoint(Trainer *T) {
   size_t cap = (size_t)T->s.nparams, nt = 0;
   for (int i = 0; i < T->nsteps; i++) cap += 2 * (size_t)T->steps[i].np;
   CkptTensor *t = xmalloc(sizeof(CkptTensor) * (cap + 1));
-  char **owned = xmalloc(sizeof(char *) * (cap + 1));
-  size_t nowned = 0;
   for (int i = 0; i < T->s.nparams; i++) {
     const RtParam *p = &T->s.params[i];
-    CkptTensor *c = &t[nt++];
-    c->name = p->decl->name;
-    c->rank = p->decl->shape.rank;
-    for (int r = 0; r < c->rank; r++) c->shape[r] = p->decl->shape.d[r];
-    c->data = p->data;
+    add_tensor(&t[nt++], p->decl->name, p->decl, p->data);
   }
   for (int i = 0; i < T->nsteps; i++) {
     Step *st = &T->steps[i];
     for (int j = 0; j < st->np; j++)
-      for (int w = 0; w < 2; w++) {
-        float *arr = w ? st->v[j] : st->m[j];
-        if (!arr) continue;
-        int len = ckpt_state_name(NULL, 0, st->graph->name, st->params[j]->decl->name, w ? "v" : "m");
-        char *name = owned[nowned++] = xmalloc((size_t)len + 1);
-        ckpt_state_name(name, (size_t)len + 1, st->graph->name, st->params[j]->decl->name, w ? "v" : "m");
-        CkptTensor *c = &t[nt++];
-        c->name = name;
-        c->rank = st->params[j]->decl->shape.rank;
-        for (int r = 0; r < c->rank; r++) c->shape[r] = st->params[j]->decl->shape.d[r];
-        c->data = arr;
-      }
+      for (int w = 0; w < 2; w++)
+        if (st->state[w][j]) add_tensor(&t[nt++], st->state_name[w][j], st->params[j]->decl, st->state[w][j]);
   }
-  Meta *m = xmalloc(sizeof *m);
-  char *keys[100];
-  int nkeys = 0;
-  meta_add(m, CKPT_KEY_VERSION, "1");
-  meta_add(m, CKPT_KEY_VMX_HASH, "%s", T->s.vmx->source_hash);
-  meta_add(m, CKPT_KEY_SEED, "%llu", (unsigned long long)T->seed);
-  meta_add(m, CKPT_KEY_RNG_STEP, "%llu", (unsigned long long)T->at.rng_step);
-  meta_add(m, CKPT_KEY_EPOCH, "%ld", T->at.shuffles);
-  meta_add(m, CKPT_KEY_POSITION, "%ld", T->at.cursor);
-  meta_add(m, CKPT_KEY_STAGE, "%ld", T->at.stage);
-  meta_add(m, CKPT_KEY_ROUND, "%ld", T->at.round);
-  meta_add(m, CKPT_KEY_STAGE_EPOCH, "%ld", T->at.stage_epoch);
-  meta_add(m, CKPT_KEY_REPORT, "%ld", T->at.report);
-  meta_add(m, "vml.run.batch", "%ld", T->ro.batch);
-  meta_add(m, "vml.run.epochs", "%ld", T->ro.epochs);
-  meta_add(m, "vml.run.steps", "%ld", T->ro.steps);
-  meta_add(m, "vml.run.lr", "%.17g", T->ro.lr);
-  meta_add(m, "vml.run.data", "%.1000s", T->ro.data ? T->ro.data : "");
-  for (int i = 0; i < T->nsteps && nkeys + 2 <= 100; i++) {
+  Meta m = {0};
+  meta_add(&m, xstrdup(CKPT_KEY_VERSION), "1");
+  meta_add(&m, xstrdup(CKPT_KEY_VMX_HASH), "%s", T->s.vmx->source_hash);
+  meta_add(&m, xstrdup(CKPT_KEY_SEED), "%llu", (unsigned long long)T->seed);
+  meta_add(&m, xstrdup(CKPT_KEY_RNG_STEP), "%llu", (unsigned long long)T->at.rng_step);
+  meta_add(&m, xstrdup(CKPT_KEY_EPOCH), "%ld", T->at.shuffles);
+  meta_add(&m, xstrdup(CKPT_KEY_POSITION), "%ld", T->at.cursor);
+  meta_add(&m, xstrdup(CKPT_KEY_STAGE), "%ld", T->at.stage);
+  meta_add(&m, xstrdup(CKPT_KEY_ROUND), "%ld", T->at.round);
+  meta_add(&m, xstrdup(CKPT_KEY_STAGE_EPOCH), "%ld", T->at.stage_epoch);
+  meta_add(&m, xstrdup(CKPT_KEY_REPORT), "%ld", T->at.report);
+  meta_add(&m, xstrdup("vml.run.batch"), "%ld", T->ro.batch);
+  meta_add(&m, xstrdup("vml.run.epochs"), "%ld", T->ro.epochs);
+  meta_add(&m, xstrdup("vml.run.steps"), "%ld", T->ro.steps);
+  meta_add(&m, xstrdup("vml.run.lr"), "%.17g", T->ro.lr);
+  meta_add(&m, xstrdup("vml.run.data"), "%s", T->ro.data ? T->ro.data : "");
+  for (int i = 0; i < T->nsteps; i++) {
     const Step *st = &T->steps[i];
-    meta_add(m, keys[nkeys++] = xprintf("vml.optim.%s.t", st->graph->name), "%ld", st->t);
-    meta_add(m, keys[nkeys++] = xprintf("vml.optim.%s.stage_t", st->graph->name), "%ld", st->stage_t);
+    meta_add(&m, xprintf("vml.optim.%s.t", st->graph->name), "%ld", st->t);
+    meta_add(&m, xprintf("vml.optim.%s.stage_t", st->graph->name), "%ld", st->stage_t);
   }
   char *path = ckpt_path(T->dir), err[1024];
-  if (ckpt_write(path, t, nt, m->meta, m->n, err, sizeof err)) die(1, "%s", err);
+  if (ckpt_write(path, t, nt, m.meta, m.n, err, sizeof err)) die(1, "%s", err);
   free(path);
-  for (int i = 0; i < nkeys; i++) free(keys[i]);
-  for (size_t i = 0; i < nowned; i++) free(owned[i]);
-  free(owned);
+  meta_free(&m);
   free(t);
-  free(m);
 }
 
 static long meta_long(const Ckpt *c, const char *key) {
@@ -254,14 +268,10 @@ static void restore(Trainer *T, const Ckpt *c) {
     free(key);
     for (int j = 0; j < st->np; j++)
       for (int w = 0; w < 2; w++) {
-        float *arr = w ? st->v[j] : st->m[j];
-        if (!arr) continue;
         const VmxParam *p = st->params[j]->decl;
-        int len = ckpt_state_name(NULL, 0, st->graph->name, p->name, w ? "v" : "m");
-        char *name = xmalloc((size_t)len + 1);
-        ckpt_state_name(name, (size_t)len + 1, st->graph->name, p->name, w ? "v" : "m");
-        if (ckpt_load(c, name, p->shape.d, p->shape.rank, arr, err, sizeof err)) die(2, "%s", err);
-        free(name);
+        if (st->state[w][j] &&
+            ckpt_load(c, st->state_name[w][j], p->shape.d, p->shape.rank, st->state[w][j], err, sizeof err))
+          die(2, "%s", err);
       }
   }
 }
@@ -275,15 +285,17 @@ static double trim_metrics(const char *path, long reports) {
   char *tmp = xprintf("%s.tmp", path);
   FILE *out = fopen(tmp, "w");
   if (!out) die(1, "cannot write %s: %s", tmp, strerror(errno));
-  char line[1 << 16];
+  char *line = NULL; /* getline: a line with a large model's KL per dimension is long */
+  size_t cap = 0;
   long kept = 0;
   double seconds = 0;
-  while (kept < reports && fgets(line, sizeof line, f)) {
+  while (kept < reports && getline(&line, &cap, f) > 0) {
     fputs(line, out);
     kept++;
     const char *s = strstr(line, "\"seconds\":");
     if (s) seconds = atof(s + 10);
   }
+  free(line);
   fclose(f);
   if (fclose(out) || rename(tmp, path)) die(1, "cannot rewrite %s: %s", path, strerror(errno));
   free(tmp);
@@ -349,12 +361,9 @@ static int update(Trainer *T, const StageRun *sr, Step *st) {
     st->loss_sum += loss[0];
     st->loss_count++;
   }
-  for (int j = 0; j < st->np; j++) {
-    char *name = xprintf("grad:%s", st->params[j]->decl->name);
-    st->grads[j] = exec_output(st->ex, name);
-    if (!st->grads[j]) die(1, "graph %s has no output %s", st->graph->name, name);
-    free(name);
-  }
+  for (int j = 0; j < st->np; j++)
+    if (!(st->grads[j] = exec_output(st->ex, st->grad_name[j])))
+      die(1, "graph %s has no output %s", st->graph->name, st->grad_name[j]);
   float gscale = 1.0f;
   if (sr->clip > 0) gscale = optim_clip_scale(optim_global_norm(st->grads, st->lens, st->np), sr->clip);
   int ratio = st->decl->ratio > 0 ? st->decl->ratio : 1;
@@ -362,7 +371,8 @@ static int update(Trainer *T, const StageRun *sr, Step *st) {
   st->t++;
   st->stage_t++;
   for (int j = 0; j < st->np; j++)
-    optim_update(&st->cfg, lr, st->t, gscale, st->params[j]->data, st->grads[j], st->m[j], st->v[j], st->lens[j]);
+    optim_update(&st->cfg, lr, st->t, gscale, st->params[j]->data, st->grads[j], st->state[0][j], st->state[1][j],
+                 st->lens[j]);
   return 0;
 }
 
