@@ -18,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "optim.h"
+#include "pool.h"
 #include "rng.h"
 #include "session.h"
 #include "stats.h"
@@ -341,6 +342,37 @@ static int stage_plan(Trainer *T, long si, StageRun *sr) {
   return 1;
 }
 
+/* The parameter update in pieces on the runtime's threads: optim_update
+ * is elementwise, so any cut gives the same bytes. */
+enum { UPDATE_PIECE = 16384 };
+
+typedef struct {
+  Step *st;
+  double lr;
+  float gscale;
+  long *first; /* the first piece of each parameter; first[np]: all */
+} Update;
+
+static void update_piece(void *ctx, long t, int slot) {
+  (void)slot;
+  const Update *u = ctx;
+  Step *st = u->st;
+  int j = 0;
+  while (t >= u->first[j + 1]) j++;
+  long off = (t - u->first[j]) * UPDATE_PIECE, n = st->lens[j] - off < UPDATE_PIECE ? st->lens[j] - off : UPDATE_PIECE;
+  float *m = st->state[0][j], *v = st->state[1][j];
+  optim_update(&st->cfg, u->lr, st->t, u->gscale, st->params[j]->data + off, st->grads[j] + off, m ? m + off : NULL,
+               v ? v + off : NULL, n);
+}
+
+static void update_params(Step *st, double lr, float gscale) {
+  long *first = xmalloc(sizeof(long) * (size_t)(st->np + 1));
+  for (int j = 0; j < st->np; j++) first[j + 1] = first[j] + (st->lens[j] + UPDATE_PIECE - 1) / UPDATE_PIECE;
+  Update u = {st, lr, gscale, first};
+  pool_run(first[st->np], 0, update_piece, &u);
+  free(first);
+}
+
 /* One update of step st on the next batch; -1 when the run fails. */
 static int update(Trainer *T, const StageRun *sr, Step *st) {
   if (T->at.cursor >= T->ntrain) {
@@ -370,9 +402,7 @@ static int update(Trainer *T, const StageRun *sr, Step *st) {
   double lr = optim_lr(&st->sched, st->cfg.lr, st->stage_t, T->at.stage_epoch, sr->rounds * ratio);
   st->t++;
   st->stage_t++;
-  for (int j = 0; j < st->np; j++)
-    optim_update(&st->cfg, lr, st->t, gscale, st->params[j]->data, st->grads[j], st->state[0][j], st->state[1][j],
-                 st->lens[j]);
+  update_params(st, lr, gscale);
   return 0;
 }
 
