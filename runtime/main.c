@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "estimate.h"
 #include "exec.h"
 #include "session.h"
 #include "stats.h"
@@ -17,49 +19,103 @@ static void usage(FILE *f) {
   fputs("usage: vmrun train [FILE.vmx] [--data DIR] [--epochs N | --steps N] [--batch N]\n"
         "                   [--lr X] [--seed N] [--out DIR] [--threads N]\n"
         "       vmrun train --resume RUN [--epochs N | --steps N] [--data DIR] [--threads N]\n"
-        "       vmrun eval [FILE.vmx] [--run DIR] [--data DIR] [--split test] [--json]\n"
-        "                  [--batch N] [--threads N]\n"
-        "Without FILE.vmx, train uses the one .vmx in the current directory and eval\n"
-        "the newest run under runs/ (or --run DIR). See man vmrun.\n",
+        "       vmrun eval [--run DIR] [--data DIR] [--split S] [--examples N] [--json]\n"
+        "                  [--iw K | --ais [--ais-steps N] [--chains N] [--leapfrog N]\n"
+        "                  [--step-size X] | --quadrature [--grid N]]\n"
+        "       vmrun sample [--run DIR] [-n N] [--no-noise] [--seed N] -o FILE.png\n"
+        "       vmrun reconstruct [--run DIR] [--data DIR] [--split S] [-n N] -o FILE.png\n"
+        "       vmrun interpolate [--run DIR] [--data DIR] [--split S] [-n PAIRS]\n"
+        "                         [--points N] -o FILE.png\n"
+        "       vmrun encode [--run DIR] [--data DIR] [--split S] [--sample] -o FILE.npy|.csv\n"
+        "       vmrun plot latent|metrics [--run DIR] [--data DIR] [--split S] -o FILE.png\n"
+        "Every command but train takes the newest run under runs/ (or --run DIR) and\n"
+        "the copy of the .vmx in it; all take --threads N and --batch N. See man vmrun.\n",
         f);
 }
 
 /* ------------------------------------------------------------ options */
 
-static long parse_long(const char *opt, const char *v, long min) {
-  char *end;
-  errno = 0;
-  long x = strtol(v, &end, 10);
-  if (errno || *end || end == v || x < min) die(2, "%s: expected an integer >= %ld, got '%s'", opt, min, v);
-  return x;
-}
+enum { TRAIN = 1, EVAL = 2, SAMPLE = 4, RECON = 8, INTERP = 16, ENCODE = 32, PLOT = 64 };
+#define AFTER (EVAL | SAMPLE | RECON | INTERP | ENCODE | PLOT) /* commands on a trained run */
+#define ON_DATA (EVAL | RECON | INTERP | ENCODE | PLOT)       /* commands reading a split */
 
-/* Options that take a value; `train` and `eval` say where each applies. */
-static int set_option(Opts *o, const char *a, const char *v, int train) {
-  if (!strcmp(a, "--data")) o->data = v;
-  else if (!strcmp(a, "--batch")) o->batch = parse_long(a, v, 1);
-  else if (!strcmp(a, "--threads")) o->threads = parse_long(a, v, 1);
-  else if (train && !strcmp(a, "--epochs")) o->epochs = parse_long(a, v, 1);
-  else if (train && !strcmp(a, "--steps")) o->steps = parse_long(a, v, 1);
-  else if (train && !strcmp(a, "--out")) o->out = v;
-  else if (train && !strcmp(a, "--resume")) o->resume = v;
-  else if (train && !strcmp(a, "--seed")) {
-    char *end;
-    errno = 0;
+static const struct {
+  const char *name;
+  int cmds;
+} commands[] = {{"train", TRAIN},      {"eval", EVAL},     {"sample", SAMPLE}, {"reconstruct", RECON},
+                {"interpolate", INTERP}, {"encode", ENCODE}, {"plot", PLOT}};
+
+typedef enum { FLAG, LONG, REAL, SEED, PATH, SPLIT } OptKind;
+
+/* Every option: the commands it applies to, its kind, where it goes.  The
+ * smallest value an integer or real option takes is in min. */
+static const struct {
+  const char *name;
+  int cmds;
+  OptKind kind;
+  size_t at;
+  double min;
+} options[] = {
+    {"--data", TRAIN | ON_DATA, PATH, offsetof(Opts, data), 0},
+    {"--batch", TRAIN | AFTER, LONG, offsetof(Opts, batch), 1},
+    {"--threads", TRAIN | AFTER, LONG, offsetof(Opts, threads), 1},
+    {"--epochs", TRAIN, LONG, offsetof(Opts, epochs), 1},
+    {"--steps", TRAIN, LONG, offsetof(Opts, steps), 1},
+    {"--out", TRAIN, PATH, offsetof(Opts, out), 0},
+    {"--resume", TRAIN, PATH, offsetof(Opts, resume), 0},
+    {"--seed", TRAIN | AFTER, SEED, offsetof(Opts, seed), 0},
+    {"--lr", TRAIN, REAL, offsetof(Opts, lr), 0},
+    {"--run", AFTER, PATH, offsetof(Opts, run), 0},
+    {"--split", ON_DATA, SPLIT, offsetof(Opts, split), 0},
+    {"--json", EVAL, FLAG, offsetof(Opts, json), 0},
+    {"--examples", EVAL | ENCODE | PLOT, LONG, offsetof(Opts, examples), 1},
+    {"--iw", EVAL, LONG, offsetof(Opts, iw), 1},
+    {"--ais", EVAL, FLAG, offsetof(Opts, ais), 0},
+    {"--ais-steps", EVAL, LONG, offsetof(Opts, ais_steps), 1},
+    {"--chains", EVAL, LONG, offsetof(Opts, chains), 1},
+    {"--leapfrog", EVAL, LONG, offsetof(Opts, leapfrog), 1},
+    {"--step-size", EVAL, REAL, offsetof(Opts, step_size), 0},
+    {"--quadrature", EVAL, FLAG, offsetof(Opts, quadrature), 0},
+    {"--grid", EVAL, LONG, offsetof(Opts, grid), 3},
+    {"-n", SAMPLE | RECON | INTERP, LONG, offsetof(Opts, n), 1},
+    {"--points", INTERP, LONG, offsetof(Opts, points), 2},
+    {"-o", SAMPLE | RECON | INTERP | ENCODE | PLOT, PATH, offsetof(Opts, output), 0},
+    {"--no-noise", SAMPLE, FLAG, offsetof(Opts, no_noise), 0},
+    {"--sample", ENCODE, FLAG, offsetof(Opts, sample), 0},
+};
+
+static void set_option(Opts *o, int k, const char *v) {
+  char *field = (char *)o + options[k].at, *end;
+  const char *a = options[k].name;
+  errno = 0;
+  switch (options[k].kind) {
+  case FLAG: *(int *)field = 1; break;
+  case PATH: *(const char **)field = v; break;
+  case LONG: {
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < options[k].min)
+      die(2, "%s: expected an integer >= %.0f, got '%s'", a, options[k].min, v);
+    *(long *)field = x;
+    break;
+  }
+  case REAL: {
+    double x = strtod(v, &end);
+    if (*end || end == v || !(x > options[k].min) || !isfinite(x)) die(2, "%s: expected a positive number, got '%s'", a, v);
+    *(double *)field = x;
+    break;
+  }
+  case SEED: {
     unsigned long long s = strtoull(v, &end, 10);
-    if (errno || *end || end == v || v[0] == '-') die(2, "--seed: expected a non-negative integer, got '%s'", v);
+    if (errno || *end || end == v || v[0] == '-') die(2, "%s: expected a non-negative integer, got '%s'", a, v);
     o->seed = s;
     o->have_seed = 1;
-  } else if (train && !strcmp(a, "--lr")) {
-    char *end;
-    o->lr = strtod(v, &end);
-    if (*end || end == v || !(o->lr > 0) || !isfinite(o->lr)) die(2, "--lr: expected a positive number, got '%s'", v);
-  } else if (!train && !strcmp(a, "--run")) o->run = v;
-  else if (!train && !strcmp(a, "--split")) {
-    if (split_index(v) < 0) die(2, "--split: expected train, valid or test, got '%s'", v);
+    break;
+  }
+  case SPLIT:
+    if (split_index(v) < 0) die(2, "%s: expected train, valid or test, got '%s'", a, v);
     o->split = v;
-  } else return 0;
-  return 1;
+    break;
+  }
 }
 
 static void parse_opts(Opts *o, int argc, char **argv) {
@@ -75,26 +131,45 @@ static void parse_opts(Opts *o, int argc, char **argv) {
     usage(stdout);
     exit(0);
   }
-  if (strcmp(o->cmd, "train") && strcmp(o->cmd, "eval")) {
+  int cmd = 0;
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(o->cmd, commands[i].name)) cmd = commands[i].cmds;
+  if (!cmd) {
     fprintf(stderr, "vmrun: unknown command '%s'\n", o->cmd);
     usage(stderr);
     exit(2);
   }
-  int train = !strcmp(o->cmd, "train");
-  for (int i = 2; i < argc; i++) {
+  int i = 2;
+  if (cmd == PLOT) {
+    if (i >= argc || (strcmp(argv[i], "latent") && strcmp(argv[i], "metrics")))
+      die(2, "plot: expected 'latent' or 'metrics' after plot");
+    o->plot = argv[i++];
+  }
+  for (; i < argc; i++) {
     const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      exit(0);
+    }
     if (a[0] != '-' || !a[1]) {
       if (o->file) die(2, "more than one file given ('%s' and '%s')", o->file, a);
       o->file = a;
-    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      exit(0);
-    } else if (!strcmp(a, "--json") && !train) o->json = 1;
+      continue;
+    }
+    int k = -1;
+    for (size_t j = 0; j < sizeof options / sizeof *options; j++)
+      if (!strcmp(a, options[j].name) && (options[j].cmds & cmd)) k = (int)j;
+    if (k < 0) die(2, "unknown option '%s' for %s (see vmrun --help)", a, o->cmd);
+    if (options[k].kind == FLAG) set_option(o, k, NULL);
     else if (i + 1 >= argc) die(2, "%s needs a value", a);
-    else if (!set_option(o, a, argv[i + 1], train)) die(2, "unknown option '%s' for %s (see vmrun --help)", a, o->cmd);
-    else i++;
+    else set_option(o, k, argv[++i]);
   }
   if (o->epochs && o->steps) die(2, "--epochs and --steps cannot both be given");
+  if (!!o->iw + o->ais + o->quadrature > 1) die(2, "--iw, --ais and --quadrature cannot be combined");
+  if ((o->ais_steps || o->chains || o->leapfrog || o->step_size > 0) && !o->ais)
+    die(2, "--ais-steps, --chains, --leapfrog and --step-size go with --ais");
+  if (o->grid && !o->quadrature) die(2, "--grid goes with --quadrature");
+  if ((cmd & (SAMPLE | RECON | INTERP | ENCODE | PLOT)) && !o->output) die(2, "%s needs -o FILE", o->cmd);
 }
 
 /* ------------------------------------------------------------ shared */
@@ -136,44 +211,70 @@ char *vmrun_run_vmx(const char *run) {
 
 /* ------------------------------------------------------------ eval */
 
+/* Without an estimator option: the ELBO and its terms (stats.c); with
+ * --iw, --ais or --quadrature: an estimate of log p(x) (estimate.c). */
 int cmd_eval(const Opts *o) {
   char *run = o->run ? xstrdup(o->run) : vmrun_newest_run();
   char *path = o->file ? xstrdup(o->file) : vmrun_run_vmx(run);
   Session s;
   session_load(&s, path);
   free(path);
-  const Graph *g = session_graph(&s, "elbo");
-  if (!g) die(2, "%s: model %s has no elbo entry point (a role without a density)", s.path, s.vmx->model);
+  int estimator = o->iw || o->ais || o->quadrature;
+  EstimateKind kind = o->iw ? ESTIMATE_IW : o->ais ? ESTIMATE_AIS : ESTIMATE_QUADRATURE;
+  const Graph *g = NULL;
+  if (estimator) estimate_check(&s, kind); /* before the checkpoint and the data are read */
+  else if (!(g = session_graph(&s, "elbo")))
+    die(2, "%s: model %s has no elbo entry point (a role without a density); estimate log p(x) with --ais", s.path,
+        s.vmx->model);
   char *cp = xprintf("%s/checkpoint.safetensors", run), err[1024];
   Ckpt c;
   if (ckpt_read(cp, &c, err, sizeof err)) die(2, "%s", err);
   free(cp);
   session_read_params(&s, &c);
+  /* The run's seed made its synthetic data and binarizations: the data
+   * come from it; --seed changes the random draws (and, for the ELBO,
+   * whose stats_elbo has one seed for both, a dynamic binarization). */
   uint64_t seed = 0;
   if (ckpt_meta_u64(&c, CKPT_KEY_SEED, &seed, err, sizeof err)) die(2, "%s", err);
+  uint64_t draws = o->have_seed ? o->seed : seed;
   const char *data = ckpt_meta(&c, "vml.run.data");
   int k = split_index(o->split), want[SPLIT_COUNT] = {0, 0, 0};
   want[k] = 1;
   session_load_data(&s, o->data ? o->data : data && *data ? data : NULL, want, seed);
   ckpt_free(&c);
-  if (!session_examples(&s, k)) die(2, "data %s has no %s split", s.data[0].decl->name, o->split);
+  long n = session_examples(&s, k);
+  if (!n) die(2, "data %s has no %s split", s.data[0].decl->name, o->split);
+  if (o->examples && o->examples < n) n = o->examples;
   vmrun_threads(o->threads);
   ElboStats st;
-  ExecError e;
-  if (stats_elbo(&s, g, k, o->batch ? o->batch : 128, seed, &st, &e)) die(1, "elbo: %s", e.msg);
+  Estimate est;
+  if (estimator) {
+    EstimateOpts eo = {.kind = kind, .examples = n, .batch = o->batch, .seed = draws, .data_seed = seed, .k = o->iw,
+                       .ais_steps = o->ais_steps, .chains = o->chains, .leapfrog = o->leapfrog,
+                       .step_size = o->step_size, .grid = o->grid};
+    estimate_run(&s, k, &eo, &est);
+  } else {
+    /* stats_elbo reads the whole split: --examples shortens it as loaded
+     * (the examples past n are never read; the arrays are freed whole). */
+    for (int i = 0; i < s.ndata; i++) s.data[i].split[k].n = n;
+    ExecError e;
+    if (stats_elbo(&s, g, k, o->batch ? o->batch : 128, draws, &st, &e)) die(1, "elbo: %s", e.msg);
+  }
   if (o->json) {
     printf("{\"run\":");
     json_str(stdout, run);
     printf(",\"model\":");
     json_str(stdout, s.vmx->model);
-    printf(",\"split\":\"%s\",\"examples\":%ld", o->split, st.n);
-    stats_json(stdout, &st);
+    printf(",\"split\":\"%s\",\"examples\":%ld", o->split, n);
+    if (estimator) estimate_json(stdout, &est);
+    else stats_json(stdout, &st);
     printf("}\n");
   } else {
-    printf("%s on %s (%ld examples, %s)\n", s.vmx->model, o->split, st.n, run);
-    stats_print(stdout, &st);
+    printf("%s on %s (%ld examples, %s)\n", s.vmx->model, o->split, n, run);
+    if (estimator) estimate_print(stdout, &est);
+    else stats_print(stdout, &st);
   }
-  stats_free(&st);
+  if (!estimator) stats_free(&st);
   session_free(&s);
   free(run);
   return 0;
@@ -181,7 +282,13 @@ int cmd_eval(const Opts *o) {
 
 int main(int argc, char **argv) {
   Opts o;
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show as they come when piped */
   parse_opts(&o, argc, argv);
   if (!strcmp(o.cmd, "train")) return cmd_train(&o);
-  return cmd_eval(&o);
+  if (!strcmp(o.cmd, "eval")) return cmd_eval(&o);
+  if (!strcmp(o.cmd, "sample")) return cmd_sample(&o);
+  if (!strcmp(o.cmd, "reconstruct")) return cmd_reconstruct(&o);
+  if (!strcmp(o.cmd, "interpolate")) return cmd_interpolate(&o);
+  if (!strcmp(o.cmd, "encode")) return cmd_encode(&o);
+  return cmd_plot(&o);
 }

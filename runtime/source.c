@@ -278,6 +278,20 @@ void source_gather(const DataItem *it, int k, const long *idx, long count, uint6
     data_binarize_dynamic(out + i * ds->dim, out + i * ds->dim, ds->dim, seed, stream, (uint64_t)(idx[i] * ds->dim));
 }
 
+int source_labels(DataItem *it, int k) {
+  Dataset *ds = &it->split[k];
+  if (ds->labels) return 1;
+  const char *file = it->file[k], *slash = strrchr(file, '/');
+  const char *at = strstr(slash ? slash + 1 : file, "images-idx3");
+  if (!it->have[k] || !at || !is_file(file)) return 0; /* (a valid = 0.1 split has no file of its own) */
+  char path[sizeof it->file[k] + 8];
+  snprintf(path, sizeof path, "%.*slabels-idx1%s", (int)(at - file), file, at + strlen("images-idx3"));
+  if (!is_file(path)) return 0;
+  DataErr err = {{0}};
+  check_status(data_load_idx_labels(path, ds, &err), &err);
+  return 1;
+}
+
 void source_free(DataItem *it) {
   for (int k = 0; k < SPLIT_COUNT; k++) data_free(&it->split[k]);
 }

@@ -43,6 +43,13 @@ void source_load(DataItem *it, const char *dir_opt, const int want[SPLIT_COUNT],
 void source_gather(const DataItem *it, int k, const long *idx, long count, uint64_t seed, uint64_t epoch,
                    float *out);
 
+/* Labels for split k (1 when it has them): synthetic sets come with
+ * theirs; an IDX image file gets those of the label file next to it, the
+ * name with images-idx3 replaced by labels-idx1
+ * (t10k-images-idx3-ubyte.gz: t10k-labels-idx1-ubyte.gz), when there is
+ * one.  Exits on a malformed label file or a count that does not match. */
+int source_labels(DataItem *it, int k);
+
 void source_free(DataItem *it);
 
 #endif

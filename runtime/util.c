@@ -1,11 +1,13 @@
 /* util.c - fatal errors, allocation, files, JSON strings (util.h). */
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void die(int code, const char *fmt, ...) {
   va_list ap;
@@ -89,4 +91,34 @@ void json_str(FILE *f, const char *s) {
     else fputc(*s, f);
   }
   fputc('"', f);
+}
+
+/* ------------------------------------------------------------ output files */
+
+FILE *out_open(const char *path) {
+  char *tmp = xprintf("%s.tmp", path);
+  FILE *f = fopen(tmp, "wb");
+  if (!f) die(2, "cannot write %s: %s", tmp, strerror(errno));
+  free(tmp);
+  return f;
+}
+
+void out_commit(FILE *f, const char *path) {
+  char *tmp = xprintf("%s.tmp", path);
+  int bad = fflush(f) || ferror(f) || fsync(fileno(f));
+  int err = errno;
+  if (fclose(f)) bad = 1, err = errno;
+  if (!bad && rename(tmp, path)) bad = 1, err = errno;
+  if (bad) {
+    remove(tmp);
+    die(1, "cannot write %s: %s", path, strerror(err));
+  }
+  free(tmp);
+}
+
+void out_abort(FILE *f, const char *path) {
+  char *tmp = xprintf("%s.tmp", path);
+  fclose(f);
+  remove(tmp);
+  free(tmp);
 }

@@ -23,6 +23,14 @@ int ends_with(const char *s, const char *suffix);
 /* Copies a file; -1 with errno set on failure. */
 int copy_file(const char *from, const char *to);
 
+/* An output file that appears whole or not at all: out_open creates
+ * PATH.tmp (exits when it cannot), out_commit closes, syncs and renames
+ * it to path (exits, removing it, when any of that fails); out_abort
+ * gives it up. */
+FILE *out_open(const char *path);
+void out_commit(FILE *f, const char *path);
+void out_abort(FILE *f, const char *path); /* closes and removes PATH.tmp */
+
 /* s as a JSON string, quoted and escaped. */
 void json_str(FILE *f, const char *s);
 
