@@ -27,3 +27,12 @@ sed 's/.*"epoch":\([0-9]*\).*"train.0":\([-0-9.e]*\).*"valid_elbo":\([-0-9.e]*\)
   run/metrics.jsonl | awk '{ printf "%5d  %10.3f  %10.3f  %12d  %7.1f\n", $1, $2, $3, $4, $5 }'
 echo
 "$vmrun" eval vae.vmx --run run --data "$data" --split test
+# The pictures of this directory: decoder means of 64 prior samples, 16 test
+# images above their reconstructions, the test set's encoder means (first two
+# principal components, coloured by digit: the grayscale test images carry
+# the labels), the learning curve.
+"$vmrun" sample --run run --no-noise -o sample-means.png
+"$vmrun" reconstruct --run run --data "$data" --split test --seed 1 -o reconstructions.png
+labelled=$top/../shared/data/mnist/t10k-images-idx3-ubyte.gz
+[ -f "$labelled" ] && "$vmrun" plot latent --run run --data "$labelled" --split train -o latent.png
+"$vmrun" plot metrics --run run -o metrics.png
