@@ -3,7 +3,8 @@
 # it trains, writes metrics and a checkpoint, is reproducible from --seed,
 # resumes bit-identically through its 2:1 critic/model steps, evaluates
 # nothing (avb has no elbo entry point), and refuses a truncated .vmx with
-# exit status 2 and a message naming the file.
+# exit status 2 and a message naming the file; and the adaptive-contrast
+# variant of examples/four-frames trains.
 #
 # Environment: VMC and VMRUN (the programs to test; default: the ones in the
 # build tree), VML_STDLIB (passed on to vmc).  Prints "N passed, N failed".
@@ -101,6 +102,19 @@ mkdir ../empty && cd ../empty || exit 99
 "$vmrun" train >out.log 2>err.log
 rc=$?
 if [ $rc -eq 2 ] && grep -q 'no \.vmx' err.log; then ok "no .vmx: exit 2"; else bad "no .vmx: exit 2 (got $rc)"; fi
+
+# AVB with adaptive contrast (nn.implicit_moments: 17 noise draws per
+# example) compiles, trains and keeps its loss finite: the moments' gradient
+# through the normalized critic input is sound.
+mkdir ../ac && cd ../ac || exit 99
+if "$vmc" compile "$top/examples/four-frames/avb-ac.vm" >c.log 2>&1 &&
+  "$vmrun" train --steps 20 --seed 1 --batch 32 --threads 1 --out r >t.log 2>&1 &&
+  grep -q '"step":20' r/metrics.jsonl && ! grep -qi 'nan\|inf' r/metrics.jsonl; then
+  ok "adaptive contrast (examples/four-frames/avb-ac.vm) trains 20 steps"
+else
+  bad "adaptive contrast (examples/four-frames/avb-ac.vm) trains 20 steps"
+  cat c.log t.log
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
