@@ -37,7 +37,7 @@ train vae "$here/vae-4frames.vm"
 for m in avb avb-ac vae; do
   echo "== $m"
   "$vmrun" eval --run "$m" --split train
-  "$vmrun" eval --run "$m" --split train --quadrature
+  "$vmrun" eval --run "$m" --split train --quadrature --examples 200
   "$vmrun" eval --run "$m" --split train --ais --examples 200
   "$vmrun" plot latent --run "$m" --split train -o "$m-posterior.png"
   "$vmrun" plot metrics --run "$m" -o "$m-metrics.png"
