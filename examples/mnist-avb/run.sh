@@ -35,8 +35,7 @@ for m in avb vae; do
   echo "$m: trained in $(($(date +%s) - start)) s"
   # shellcheck disable=SC2086
   "$vmrun" eval --run $m --data "$data" --split test --ais --examples $n $opts
-  "$vmrun" sample --run $m -o $m-samples.png
-  "$vmrun" sample --run $m --no-noise -o $m-means.png
+  "$vmrun" sample --run $m --no-noise -o $m-sample-means.png
   "$vmrun" reconstruct --run $m --data "$data" --split test --seed 1 -o $m-reconstructions.png
   "$vmrun" plot metrics --run $m -o $m-metrics.png
   [ -f "$labelled" ] && "$vmrun" plot latent --run $m --data "$labelled" --split train -o $m-latent.png
