@@ -482,7 +482,8 @@ static int plot_latent(const Opts *o) {
   latent_load(o, &r);
   vmrun_threads(o->threads);
   Table t;
-  find_latents(r.g, ".mean", &t);
+  find_latents(r.g, o->sample ? ".sample" : ".mean", &t);
+  if (o->sample) t.drawn = 1; /* posterior samples, as AVB's implicit encoder gives */
   if (t.dim < 2) die(2, "plot latent: the latent has one value; a scatter needs two (see vmrun encode)");
   Groups gr = {xmalloc(sizeof(int) * (size_t)r.n), 0, {0}};
   const int *labels = latent_labels(&r);

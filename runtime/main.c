@@ -27,7 +27,8 @@ static void usage(FILE *f) {
         "       vmrun interpolate [--run DIR] [--data DIR] [--split S] [-n PAIRS]\n"
         "                         [--points N] -o FILE.png\n"
         "       vmrun encode [--run DIR] [--data DIR] [--split S] [--sample] -o FILE.npy|.csv\n"
-        "       vmrun plot latent|metrics [--run DIR] [--data DIR] [--split S] -o FILE.png\n"
+        "       vmrun plot latent|metrics [--run DIR] [--data DIR] [--split S] [--sample]\n"
+        "                 -o FILE.png\n"
         "Every command but train takes the newest run under runs/ (or --run DIR) and\n"
         "the copy of the .vmx in it; all take --threads N and --batch N. See man vmrun.\n",
         f);
@@ -81,7 +82,7 @@ static const struct {
     {"--points", INTERP, LONG, offsetof(Opts, points), 2},
     {"-o", SAMPLE | RECON | INTERP | ENCODE | PLOT, PATH, offsetof(Opts, output), 0},
     {"--no-noise", SAMPLE, FLAG, offsetof(Opts, no_noise), 0},
-    {"--sample", ENCODE, FLAG, offsetof(Opts, sample), 0},
+    {"--sample", ENCODE | PLOT, FLAG, offsetof(Opts, sample), 0},
 };
 
 static void set_option(Opts *o, int k, const char *v) {

@@ -40,7 +40,8 @@ for m in avb avb-ac vae; do
   [ $m = vae ] && "$vmrun" eval --run "$m" --split train
   "$vmrun" eval --run "$m" --split train --quadrature --examples 200
   "$vmrun" eval --run "$m" --split train --ais --examples 200
-  "$vmrun" plot latent --run "$m" --split train -o "$m-posterior.png"
+  # posterior samples (the VAE's encoder means alone would be four dots)
+  "$vmrun" plot latent --run "$m" --split train --sample -o "$m-posterior.png"
   "$vmrun" plot metrics --run "$m" -o "$m-metrics.png"
 done
 "$vmrun" eval --run vae --split train --iw 5000 --examples 200
