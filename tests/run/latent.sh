@@ -166,6 +166,10 @@ with gzip.open("tiny/test-labels-idx1-ubyte.gz", "wb") as f:
   check "plot latent of a 3-D latent: principal components, coloured by label" \
     grep -q '^wrote t.png: 30 encoder means of z (test split), principal components, coloured by label' plot.log
   check "plot latent: an 800x800 PNG" [ "$(png_size t.png)" = "800 800" ]
+  v plot latent --data ../tiny --sample -o s.png >plot.log 2>&1
+  check "plot latent --sample: the VAE's posterior draws" \
+    grep -q '^wrote s.png: 30 posterior samples of z (test split)' plot.log
+  check "plot latent --sample draws other points than the means" sh -c '! cmp -s t.png s.png'
   v plot metrics -o m.png >metrics.log 2>&1
   check "plot metrics with the validation ELBO: 1 panel, 1 report by epoch" \
     grep -q '^wrote m.png: 1 panel, 1 report by epoch' metrics.log
