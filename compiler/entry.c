@@ -226,16 +226,18 @@ static void generative_graphs(Elab *E, Vec *out) {
     int flow = p && p->kind == V_DIST && p->dist->fam == D_FLOW;
     if (!r->autoregressive && !flow) continue;
     g = entry(E, out, arena_printf(E->a, "%s.%s", flow ? "flow" : "prior", r->name),
-              flow ? "z -> eps of the flow (inverted by the runtime one dimension at a time)"
+              flow ? "z -> eps of the flow and a base draw (the runtime inverts eps one dimension at a time)"
                    : "codes -> the autoregressive prior's probabilities at every position");
     Var *v = r->targets.items[0];
     elab_var_input(E, v);
     elab_run_role(E, r);
     Value *q = E->role_out[i][0];
     if (!q || q->kind != V_DIST) continue;
-    if (flow)
+    if (flow) { /* eps and log |det d eps / dz| at the z fed in; a base draw for the runtime to invert */
       graph_output(g, "eps", q->dist->eps->node);
-    else
+      graph_output(g, "logdet", q->dist->logdet->node);
+      graph_output(g, "eps.base", lower_sample(E->L, q->dist->base->dist, v->shape, 0, at, NULL));
+    } else
       graph_output(g, arena_printf(E->a, "%s.mean", v->name), lower_mean(E->L, q->dist, v->shape, at));
   }
 }

@@ -16,8 +16,9 @@
  *
  * sample runs the sample graph; a latent it takes as an input comes from
  * an autoregressive prior (PixelCNN codes), which is drawn here one
- * position at a time through the prior's own graph (prior.R).  Flow
- * priors are refused, naming the prior (see picture_prior).
+ * position at a time through the prior's own graph (prior.R), or from a
+ * flow prior, whose graph flow.R maps z to eps: a base draw is inverted
+ * one dimension at a time (see picture_invert_flow).
  *
  * Every draw is reproducible: the graphs' random streams are keyed by
  * --seed (default: the run's seed), so the same options give the same
@@ -73,11 +74,13 @@ typedef struct {
 } PictureVar;
 
 /* A latent the sample graph takes as an input: drawn by the runtime from
- * an autoregressive prior, one position at a time. */
+ * an autoregressive prior, one position at a time, or from a flow prior by
+ * inverting its transform one dimension at a time. */
 typedef struct {
   const GNode *in;    /* the sample graph's input node */
-  const Graph *g;     /* the prior's graph, prior.R */
-  char mean[256];     /* its output: "c.mean" */
+  const Graph *g;     /* the prior's graph: prior.R, or flow.R */
+  int flow;
+  char mean[256];     /* prior.R's output: "c.mean" */
   long positions;     /* values of the latent */
   long classes;       /* codes of a Categorical prior; 0: Bernoulli */
 } PicturePrior;
@@ -337,9 +340,7 @@ static const VmxRole *picture_prior_role(const Session *s, const char *var) {
 }
 
 /* How latent `in` of the sample graph is drawn; exits for the priors not
- * drawn here.  A flow is not: the .vmx names its base distribution's
- * family ("flow [16] of Normal") but not its parameters, and a guess would
- * give wrong samples without a word. */
+ * drawn here. */
 static void picture_prior(const Picture *p, const GNode *in, PicturePrior *pr) {
   const Session *s = &p->s;
   const char *model = s->vmx->model;
@@ -348,11 +349,18 @@ static void picture_prior(const Picture *p, const GNode *in, PicturePrior *pr) {
   const char *paren = strchr(r->signature, '(');
   int len = paren ? (int)(paren - r->signature) : (int)strlen(r->signature);
   char *flow = xprintf("flow.%.*s", len, r->signature), *ar = xprintf("prior.%.*s", len, r->signature);
-  if (session_graph(s, flow))
-    die(2, "sample: model %s draws %s from the flow prior %s (%s); sampling from flow priors is not supported yet",
-        model, in->s, r->signature, r->text);
   memset(pr, 0, sizeof *pr);
   pr->in = in;
+  pr->positions = (long)shape_size(in->shape);
+  if ((pr->g = session_graph(s, flow))) {
+    pr->flow = 1;
+    if (picture_output_dim(pr->g, "eps") != pr->positions || picture_output_dim(pr->g, "eps.base") != pr->positions)
+      die(2, "sample: model %s: graph %s does not give eps and eps.base of %ld values (recompile the model with "
+          "this vmc)", model, flow, pr->positions);
+    free(flow);
+    free(ar);
+    return;
+  }
   pr->g = session_graph(s, ar);
   if (!pr->g) die(2, "sample: model %s: no %s graph to draw %s from its prior %s", model, ar, in->s, r->signature);
   const GNode **ins = xmalloc(sizeof *ins * (size_t)(pr->g->nodes.len + 1));
@@ -362,7 +370,6 @@ static void picture_prior(const Picture *p, const GNode *in, PicturePrior *pr) {
         "not supported yet", model, r->signature);
   free(ins);
   snprintf(pr->mean, sizeof pr->mean, "%s.mean", in->s);
-  pr->positions = (long)shape_size(in->shape);
   pr->classes = in->classes;
   long want = pr->classes ? pr->classes * pr->positions : pr->positions;
   int bernoulli = strstr(r->text, " ~ Bernoulli ") != NULL;
@@ -412,6 +419,49 @@ static void picture_draw_prior(Picture *p, const PicturePrior *pr, long count, u
   free(probs);
 }
 
+/* z for count examples of the flow eps = f(z), where eps_i is affine in z_i
+ * given z_1..z_{i-1} (eps_i = z_i sigma_i + mu_i, as MADE's): eps is drawn
+ * from the base (flow.R's eps.base), then for each i in turn two passes at
+ * z_i = 0 and 1 give mu_i and sigma_i, and a third corrects z_i by the
+ * residual, which float cancellation leaves when mu_i is large against
+ * sigma_i.  A transform that is not of that form is caught by the final
+ * check rather than sampled wrong. */
+static void picture_invert_flow(Picture *p, const PicturePrior *pr, long count, float *z) {
+  long d = pr->positions, n = count * d, bad = -1;
+  float *target = xmalloc(sizeof(float) * (size_t)(2 * n + 2 * count)), *eps = target + n, *at0 = eps + n,
+        *slope = at0 + count;
+  PictureVar in = {pr->in->s, z, d}, out = {"eps", eps, d}, base = {"eps.base", target, d};
+  Exec *ex = picture_exec(p, pr->g, count);
+  memset(z, 0, sizeof(float) * (size_t)n);
+  picture_run_exec(p, ex, pr->g, count, &in, 1, &base, 1);
+  for (long i = 0; i < d && bad < 0; i++) {
+    for (int pass = 0; pass < 3 && bad < 0; pass++) {
+      if (pass < 2)
+        for (long b = 0; b < count; b++) z[b * d + i] = (float)pass;
+      picture_run_exec(p, ex, pr->g, count, &in, 1, &out, 1);
+      for (long b = 0; b < count && bad < 0; b++) {
+        long j = b * d + i;
+        if (pass == 0) at0[b] = eps[j];
+        else if (pass == 1 && !((slope[b] = eps[j] - at0[b]) != 0 && isfinite(slope[b]))) bad = j;
+        else if (pass == 1) z[j] = (target[j] - at0[b]) / slope[b];
+        else z[j] += (target[j] - eps[j]) / slope[b];
+      }
+    }
+  }
+  if (bad < 0) { /* the check: eps(z) is the base draw */
+    picture_run_exec(p, ex, pr->g, count, &in, 1, &out, 1);
+    for (long j = 0; j < n && bad < 0; j++)
+      if (!(fabsf(eps[j] - target[j]) <= 1e-3f * (1 + fabsf(target[j])))) bad = j;
+  }
+  exec_free(ex);
+  double e = bad < 0 ? 0 : eps[bad], t = bad < 0 ? 0 : target[bad];
+  free(target);
+  if (bad >= 0)
+    die(2, "sample: the flow of %s does not invert at dimension %ld: eps is %g for the base draw %g (sampling "
+        "needs eps_i = z_i sigma_i + mu_i, with sigma_i != 0 and mu_i depending on z_1..z_{i-1} only)",
+        pr->g->name, bad % d + 1, e, t);
+}
+
 int cmd_sample(const Opts *o) {
   Picture p;
   picture_open(&p, o);
@@ -431,7 +481,8 @@ int cmd_sample(const Opts *o) {
   PictureVar *drawn = xmalloc(sizeof *drawn * (size_t)(nin + 1));
   for (int i = 0; i < nin; i++) {
     drawn[i] = (PictureVar){ins[i]->s, xmalloc(sizeof(float) * (size_t)(n * priors[i].positions)), priors[i].positions};
-    picture_draw_prior(&p, &priors[i], n, rng_stream(PICTURE_RNG_PRIOR, (uint64_t)i), drawn[i].data);
+    if (priors[i].flow) picture_invert_flow(&p, &priors[i], n, drawn[i].data);
+    else picture_draw_prior(&p, &priors[i], n, rng_stream(PICTURE_RNG_PRIOR, (uint64_t)i), drawn[i].data);
   }
   PictureVar out = {shown, xmalloc(sizeof(float) * (size_t)(n * v.dim)), v.dim};
   picture_run(&p, g, n, drawn, nin, &out, 1);
