@@ -224,6 +224,7 @@ static const ArgRule cosine_args[] = {NONNEG("min"), END};
 static const ArgRule step_args[] = {COUNT("every"), {"gamma", 0, 1.0000001, 0, 0, 0, "in (0, 1]"}, END};
 static const ArgRule exp_args[] = {{"gamma", 0, 1.0000001, 0, 0, 0, "in (0, 1]"}, END};
 static const ArgRule warmup_args[] = {COUNT("steps"), END};
+static const ArgRule ema_args[] = {{"decay", 0, 1, 0, 0, 0, "in (0, 1)"}, POSITIVE("eps"), END};
 static const ArgRule no_args[] = {END};
 
 static const char *rule_names(Checker *C, const ArgRule *rules) {
@@ -233,6 +234,7 @@ static const char *rule_names(Checker *C, const ArgRule *rules) {
 }
 
 static void check_schedule(Checker *C, Node *n);
+static void check_codebook(Checker *C, Node *n);
 
 /* Checks named arguments of an optimizer or schedule call against rules. */
 static void check_args(Checker *C, Node *call, const char *what, const ArgRule *rules, int allow_schedule) {
@@ -247,6 +249,10 @@ static void check_args(Checker *C, Node *call, const char *what, const ArgRule *
         diag_error(C->d, a->span, "%s: '%s' is given twice", what, a->str);
     if (allow_schedule && !strcmp(a->str, "schedule")) {
       check_schedule(C, ast_kid(a, 0));
+      continue;
+    }
+    if (allow_schedule && !strcmp(a->str, "codebook")) {
+      check_codebook(C, ast_kid(a, 0));
       continue;
     }
     const ArgRule *r = rules;
@@ -280,6 +286,16 @@ static void check_schedule(Checker *C, Node *n) {
         return;
       }
   diag_error(C->d, n->span, "expected a schedule: constant(), cosine(min), step(every, gamma), exponential(gamma) or warmup(steps)");
+}
+
+/* codebook = ema(decay, eps): the step's codebooks follow the encoder by
+ * exponential moving averages (entry.c finds them, vmrun updates them). */
+static void check_codebook(Checker *C, Node *n) {
+  if (n->kind == N_CALL && ast_kid(n, 0)->kind == N_NAME && !n->ival && !strcmp(ast_kid(n, 0)->str, "ema")) {
+    check_args(C, n, "ema", ema_args, 0);
+    return;
+  }
+  diag_error(C->d, n->span, "expected a codebook update: ema(decay = 0.99, eps = 1e-5)");
 }
 
 static void check_optimizer(Checker *C, Node *n) {
@@ -454,7 +470,7 @@ typedef struct {
 static const Synthetic synthetics[] = {
     {"four_frames", "bit", 4, "n"},
     {"nine_pixels", "bit", 9, "n"},
-    {"gaussian", "real", 2, "n cov"},
+    {"gaussian", "real", 2, "n cov mean std angle"},
     {"mixture", "real", 2, "n k radius std"},
 };
 
@@ -463,6 +479,48 @@ static int word_in(const char *list, const char *w) {
   for (const char *p = list; (p = strstr(p, w)); p += n)
     if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
   return 0;
+}
+
+/* synthetic.gaussian's mean = [x, y] and std = [s1, s2] (a list of two
+ * numbers, written out or a list hyper) and angle = A (degrees). */
+static void check_gaussian_arg(Checker *C, Node *a) {
+  Node *e = ast_kid(a, 0);
+  if (!strcmp(a->str, "angle")) {
+    Value *v = const_eval(C, e);
+    if (v && !val_is_number(v))
+      diag_error(C->d, a->span, "gaussian: 'angle' must be a number: the degrees the axes of 'std' turn, "
+                 "counterclockwise");
+    return;
+  }
+  Value *item[2] = {NULL, NULL};
+  int n = -1;
+  if (e->kind == N_LIST) {
+    n = ast_nkids(e);
+    for (int i = 0; i < n && n == 2; i++)
+      if (!(item[i] = const_eval(C, ast_kid(e, i)))) return;
+  } else {
+    Value *v = const_eval(C, e);
+    if (!v) return;
+    if (v->kind == V_LIST) {
+      n = v->items.len;
+      for (int i = 0; i < n && n == 2; i++) item[i] = v->items.items[i];
+    }
+  }
+  int is_std = !strcmp(a->str, "std"), ok = n == 2;
+  for (int i = 0; i < 2 && ok; i++) ok = val_is_number(item[i]) && (!is_std || val_number(item[i]) > 0);
+  if (!ok && is_std)
+    diag_error(C->d, a->span, "gaussian: 'std' must be a list of 2 positive numbers, [s1, s2]: the standard "
+               "deviations along the two axes before they turn by 'angle'");
+  else if (!ok)
+    diag_error(C->d, a->span, "gaussian: 'mean' must be a list of 2 numbers, [x, y]");
+}
+
+static Node *named_arg(Node *call, const char *name) {
+  for (int i = 1; i < ast_nkids(call); i++) {
+    Node *a = ast_kid(call, i);
+    if (a->kind == N_NAMEDARG && !strcmp(a->str, name)) return a;
+  }
+  return NULL;
 }
 
 /* Named arguments of a source: each known and a compile-time value. */
@@ -478,8 +536,17 @@ static void check_source_args(Checker *C, Node *call, const char *what, const ch
       diag_error(C->d, a->span, "%s has no argument '%s' (it takes %s)", what, a->str, known);
       continue;
     }
+    if (!strcmp(what, "gaussian") && (!strcmp(a->str, "mean") || !strcmp(a->str, "std") || !strcmp(a->str, "angle"))) {
+      check_gaussian_arg(C, a);
+      continue;
+    }
     Value *v = const_eval(C, ast_kid(a, 0));
     if (!v) continue;
+    if (!strcmp(a->str, "cov") && v->kind == V_STR && strcmp(v->s, "full") && strcmp(v->s, "diag")) {
+      diag_error(C->d, a->span, "gaussian: 'cov' must be \"full\" (correlation 0.8) or \"diag\" (standard deviations "
+                 "1 and 0.5), or give std = [s1, s2] and angle = A");
+      continue;
+    }
     int file_or_fraction = !strcmp(a->str, "valid") || !strcmp(a->str, "test");
     int ok = !strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov")
                  ? v->kind == V_STR
@@ -495,6 +562,13 @@ static void check_source_args(Checker *C, Node *call, const char *what, const ch
                  : v->kind != V_STR && (!strcmp(a->str, "train") || !strcmp(a->str, "labels") || !strcmp(a->str, "cov"))
                      ? "a string"
                      : "a positive number");
+  }
+  if (!strcmp(what, "gaussian")) {
+    Node *cov = named_arg(call, "cov"), *std = named_arg(call, "std"), *angle = named_arg(call, "angle");
+    if (cov && (std || angle))
+      diag_error(C->d, cov->span, "gaussian takes cov (one of two fixed shapes) or std and angle, not both");
+    else if (angle && !std)
+      diag_error(C->d, angle->span, "gaussian: 'angle' turns the axes of 'std'; give std = [s1, s2] too");
   }
 }
 

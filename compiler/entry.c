@@ -1,5 +1,6 @@
 /* entry.c - the entry points of a checked model, each lowered to a graph:
- * one per training step (forward, loss, gradients of its parameter group),
+ * one per training step (forward, loss, gradients of its parameter group,
+ * and for codebooks updated by moving averages what the batch assigned),
  * encode, decode, reconstruct, sample (and the one-position steps of
  * autoregressive and flow priors), elbo, iw and logjoint.  The model is run
  * again by the elaborator (shape.c) with lowering on (elab.h). */
@@ -57,6 +58,43 @@ static int add2(Elab *E, Op op, int a, int b, Span at) {
   return graph_add(E->L->g, op, in, 2, at, NULL);
 }
 
+/* The codebook = ema(...) argument of a step's optimizer, or NULL. */
+static Node *step_codebook(Node *step) {
+  Node *opt = ast_kid(step, 0);
+  for (int i = 1; opt && opt->kind == N_CALL && i < ast_nkids(opt); i++) {
+    Node *a = ast_kid(opt, i);
+    if (a && a->kind == N_NAMEDARG && !strcmp(a->str, "codebook")) return a;
+  }
+  return NULL;
+}
+
+/* A codebook updated by EMA gets, instead of its gradient, what the batch
+ * assigned to each code: over every nearest(z, e) of the graph with e the
+ * parameter node pid, *count [K, 1] the positions that took each code and
+ * *sum [K, D] the sum of their z.  0 when no nearest() uses e. */
+static int codebook_stats(Elab *E, Graph *g, const Param *p, int pid, Span at, int *count, int *sum) {
+  *count = *sum = -1;
+  int nodes = g->nodes.len;
+  for (int i = 0; i < nodes; i++) {
+    GNode *n = graph_node(g, i);
+    if (n->op != OP_NEAREST || n->in[1] != pid) continue;
+    GNode *ones = graph_begin(g, OP_FILL, NULL, 0, at, NULL); /* one per position, the same for every example */
+    ones->shape = graph_node(g, n->in[0])->shape;
+    ones->shape.d[0] = 1;
+    ones->f = 1;
+    int in[2][2] = {{graph_end(g, ones), i}, {n->in[0], i}}, got[2];
+    for (int k = 0; k < 2; k++) {
+      GNode *s = graph_begin(g, OP_EMBED_DW, in[k], 2, at, NULL);
+      s->shape = p->shape;
+      if (!k) s->shape.d[1] = 1;
+      got[k] = graph_end(g, s);
+    }
+    *count = *count < 0 ? got[0] : add2(E, OP_ADD, *count, got[0], at);
+    *sum = *sum < 0 ? got[1] : add2(E, OP_ADD, *sum, got[1], at);
+  }
+  return *sum >= 0;
+}
+
 static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
   Graph *g = graph_new(E->a, arena_printf(E->a, "train.%d", out->len));
   const char *groups = "";
@@ -73,9 +111,24 @@ static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
   int objective = step->num != 0 ? graph_add(g, OP_NEG, &reported, 1, at, NULL) : reported;
   char *mark = arena_alloc(E->a, (size_t)E->m->params.len + 1);
   for (int k = 0; k < ast_nkids(ast_kid(step, 1)); k++) model_select(E->m, ast_kid(ast_kid(step, 1), k)->str, mark);
+  /* codebook = ema(...): the codebooks among them are no gradient's business */
+  Node *cb = step_codebook(step);
+  int *ema = arena_alloc(E->a, sizeof(int) * 2 * (size_t)(E->m->params.len + 1)), nema = 0;
+  for (int i = 0; i < E->m->params.len; i++) {
+    ema[2 * i] = ema[2 * i + 1] = -1;
+    if (cb && mark[i]) {
+      Param *p = E->m->params.items[i];
+      nema += codebook_stats(E, g, p, lower_param(E->L, p, at), at, &ema[2 * i], &ema[2 * i + 1]);
+    }
+  }
+  if (cb && !nema) {
+    diag_error(E->d, cb->span, "codebook = ema(...): no parameter this step trains is the codebook e of a nearest(z, e) "
+               "in loss %s", step->str);
+    return;
+  }
   Vec wrt = {0};
   for (int i = 0; i < E->m->params.len; i++)
-    if (mark[i]) vec_push(E->a, &wrt, (void *)(intptr_t)lower_param(E->L, E->m->params.items[i], at));
+    if (mark[i] && ema[2 * i] < 0) vec_push(E->a, &wrt, (void *)(intptr_t)lower_param(E->L, E->m->params.items[i], at));
   int *ids = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
   int *grads = arena_alloc(E->a, sizeof(int) * (size_t)(wrt.len + 1));
   for (int i = 0; i < wrt.len; i++) ids[i] = (int)(intptr_t)wrt.items[i];
@@ -84,6 +137,11 @@ static void train_graph(Elab *E, Vec *out, Node *step, const char *stage) {
   for (int i = 0, k = 0; i < E->m->params.len; i++) {
     if (!mark[i]) continue;
     Param *p = E->m->params.items[i];
+    if (ema[2 * i] >= 0) {
+      graph_output(g, arena_printf(E->a, "ema.count:%s", p->name), ema[2 * i]);
+      graph_output(g, arena_printf(E->a, "ema.sum:%s", p->name), ema[2 * i + 1]);
+      continue;
+    }
     int gk = grads[k++];
     if (gk < 0) { /* the loss does not depend on it */
       GNode *z = graph_begin(g, OP_FILL, NULL, 0, at, NULL);

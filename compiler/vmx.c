@@ -163,6 +163,27 @@ static const char *const_text(Arena *a, const Model *m, const Node *n) {
   return v ? value_text(a, v) : ast_text(a, n);
 }
 
+/* A data source as the runtime reads it: the call with each argument's
+ * compile-time value, hypers replaced (files("d", valid = V) is written
+ * valid = 0.1), lists item by item. */
+static const char *source_text(Arena *a, const Model *m, const Node *n) {
+  if (!n) return "";
+  if (n->kind == N_CALL && !n->ival) {
+    const char *s = "";
+    for (int i = 1; i < ast_nkids(n); i++)
+      s = arena_printf(a, "%s%s%s", s, i > 1 ? ", " : "", source_text(a, m, ast_kid(n, i)));
+    return arena_printf(a, "%s(%s)", ast_text(a, ast_kid(n, 0)), s);
+  }
+  if (n->kind == N_NAMEDARG) return arena_printf(a, "%s = %s", n->str, source_text(a, m, ast_kid(n, 0)));
+  if (n->kind == N_LIST) {
+    const char *s = "";
+    for (int i = 0; i < ast_nkids(n); i++)
+      s = arena_printf(a, "%s%s%s", s, i ? ", " : "", source_text(a, m, ast_kid(n, i)));
+    return arena_printf(a, "[%s]", s);
+  }
+  return const_text(a, m, n);
+}
+
 /* ---- vmx_from_model ------------------------------------------------------ */
 
 static const char *where_text(Arena *a, const Diag *d, Span s) {
@@ -316,6 +337,13 @@ static void fill_step(Arena *a, const Model *m, VmxStep *s, const Node *step) {
     if (t) push_pair(a, &s->args, d->name, t);
   }
   s->schedule = schedule_text(a, m, named_arg(opt, "schedule"));
+  const Node *cb = named_arg(opt, "codebook"); /* ema(decay, eps), one word: codebook=ema(decay=0.99,eps=1e-05) */
+  if (cb && call_name(cb) && !strcmp(call_name(cb), "ema")) {
+    const Node *decay = named_arg(cb, "decay"), *eps = named_arg(cb, "eps");
+    push_pair(a, &s->args, "codebook",
+              arena_printf(a, "ema(decay=%s,eps=%s)", decay ? const_text(a, m, decay) : "0.99",
+                           eps ? const_text(a, m, eps) : "1e-05"));
+  }
 }
 
 static const char *const setting_order[] = {"batch", "epochs", "steps", "clip"};
@@ -433,7 +461,7 @@ Vmx *vmx_from_model(Arena *a, const Diag *d, const Program *prog, const Model *m
       const char *e = "";
       if (v->has_range) e = arena_printf(a, "in [%.9g, %.9g]", v->lo, v->hi);
       const Node *src = v->decl ? ast_kid(v->decl, 3) : NULL;
-      if (src) e = arena_printf(a, "%s%sfrom %s", e, *e ? " " : "", ast_text(a, src));
+      if (src) e = arena_printf(a, "%s%sfrom %s", e, *e ? " " : "", source_text(a, m, src));
       o->extra = *e ? e : NULL;
     }
     vec_push(a, &x->data, o);

@@ -680,7 +680,7 @@ done:
   return st;
 }
 
-DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err) {
+void data_write_npy(FILE *f, const Dataset *ds) {
   char dict[256];
   int len = snprintf(dict, sizeof dict,
                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld",
@@ -693,10 +693,6 @@ DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err) {
   /* pad with spaces and a newline so the data starts 64-byte aligned */
   size_t total = 10 + (size_t)len + 1;
   size_t pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    return fail(err, DATA_EIO, "%s: cannot create: %s", path,
-                strerror(errno));
   unsigned hl = (unsigned)(len + (int)pad + 1);
   fwrite("\x93NUMPY\x01\x00", 1, 8, f);
   fputc((int)(hl & 0xff), f);
@@ -712,6 +708,14 @@ DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err) {
                           (unsigned char)(u >> 16), (unsigned char)(u >> 24)};
     fwrite(b, 1, 4, f);
   }
+}
+
+DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return fail(err, DATA_EIO, "%s: cannot create: %s", path,
+                strerror(errno));
+  data_write_npy(f, ds);
   int bad = ferror(f);
   if (fclose(f) != 0 || bad)
     return fail(err, DATA_EIO, "%s: write error: %s", path, strerror(errno));
@@ -1039,6 +1043,40 @@ DataStatus data_synth_gaussian(Dataset *ds, long n, int full, uint64_t seed,
     double z0 = rng_next_normal(&c), z1 = rng_next_normal(&c);
     ds->x[2 * i] = (float)(DATA_GAUSS_MEAN_X + z0);
     ds->x[2 * i + 1] = (float)(DATA_GAUSS_MEAN_Y + l10 * z0 + l11 * z1);
+  }
+  return DATA_OK;
+}
+
+DataStatus data_synth_gaussian_axes(Dataset *ds, long n, const double mean[2],
+                                    const double std[2], double angle,
+                                    uint64_t seed, DataErr *err) {
+  if (!isfinite(mean[0]) || !isfinite(mean[1]) || !isfinite(angle) ||
+      !(std[0] > 0) || !(std[1] > 0) || !isfinite(std[0]) ||
+      !isfinite(std[1]))
+    return fail(err, DATA_EARG, "synthetic.gaussian: mean = [%g, %g], "
+                "std = [%g, %g], angle = %g (expected finite numbers and "
+                "std > 0)", mean[0], mean[1], std[0], std[1], angle);
+  DataStatus st = alloc_ds(ds, n, 2, 0, 0, "synthetic.gaussian", err);
+  if (st) return st;
+  ds->rank = 1;
+  ds->shape[0] = 2;
+  /* exact for the multiples of 90 degrees (cos 90 is 6e-17 otherwise) */
+  double a = fmod(angle, 360.0), c, s;
+  if (a < 0) a += 360.0;
+  if (a == 0) c = 1, s = 0;
+  else if (a == 90) c = 0, s = 1;
+  else if (a == 180) c = -1, s = 0;
+  else if (a == 270) c = 0, s = -1;
+  else {
+    double r = a * (3.14159265358979323846 / 180.0);
+    c = cos(r);
+    s = sin(r);
+  }
+  RngCursor cur = rng_cursor(seed, rng_stream(RNG_NODE_SYNTH, 0));
+  for (long i = 0; i < n; i++) {
+    double u = std[0] * rng_next_normal(&cur), v = std[1] * rng_next_normal(&cur);
+    ds->x[2 * i] = (float)(mean[0] + c * u - s * v);
+    ds->x[2 * i + 1] = (float)(mean[1] + s * u + c * v);
   }
   return DATA_OK;
 }

@@ -20,6 +20,7 @@
 #define VML_DATA_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rng.h"
 
@@ -108,6 +109,11 @@ DataStatus data_load(const char *path, Dataset *ds, DataErr *err);
  * samples, and the tests), whichever the representation. */
 DataStatus data_save_npy(const char *path, const Dataset *ds, DataErr *err);
 
+/* The same bytes to a stream opened for writing (vmrun's out_open, which
+ * makes the file appear whole or not at all); the caller checks the
+ * stream's errors when it closes it. */
+void data_write_npy(FILE *f, const Dataset *ds);
+
 /* The file of split `split` ("train", "valid" or "test") in `dir`, when the
  * model names none: the one regular file whose name has `split` as a
  * whole word — at the start, or after '_', '-' or '.', and followed by
@@ -190,6 +196,19 @@ DataStatus data_synth_nine_pixels(Dataset *ds, long n, uint64_t seed,
 #define DATA_GAUSS_DIAG_VAR_Y 0.25
 DataStatus data_synth_gaussian(Dataset *ds, long n, int full, uint64_t seed,
                                DataErr *err);
+
+/* gaussian with principal axes: mean + R(angle) diag(std) z, z standard
+ * normal and R(angle) the counterclockwise rotation by `angle` degrees:
+ * standard deviation std[0] along the direction at `angle` degrees from
+ * the first axis, std[1] perpendicular to it; covariance
+ * R diag(std[0]^2, std[1]^2) R^T.  The seed's 2-D sets (CS294-158 HW3)
+ *   [1, 2] + (randn(n, 2) * [5, 1]) @ [[s, s], [-s, s]],  s = sqrt(2) / 2
+ * are mean (1, 2), std (5, 1), angle 45 (the long axis at 45 degrees) and
+ * mean (-1, 2), std (1, 5), angle 45 (the long axis at 135 degrees).
+ * Finite mean and angle, finite std > 0, else DATA_EARG. */
+DataStatus data_synth_gaussian_axes(Dataset *ds, long n, const double mean[2],
+                                    const double std[2], double angle,
+                                    uint64_t seed, DataErr *err);
 
 /* mixture: k 2-D isotropic Gaussians of std `std`, centred at
  * radius * (cos 2 pi j / k, sin 2 pi j / k), j = 0..k-1, equally likely;

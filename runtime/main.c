@@ -22,7 +22,8 @@ static void usage(FILE *f) {
         "       vmrun eval [--run DIR] [--data DIR] [--split S] [--examples N] [--json]\n"
         "                  [--iw K | --ais [--ais-steps N] [--chains N] [--leapfrog N]\n"
         "                  [--step-size X] | --quadrature [--grid N]]\n"
-        "       vmrun sample [--run DIR] [-n N] [--no-noise] [--seed N] -o FILE.png\n"
+        "       vmrun sample [--run DIR] [--data DIR] [-n N] [--no-noise] [--seed N]\n"
+        "                    -o FILE.png|.csv|.npy\n"
         "       vmrun reconstruct [--run DIR] [--data DIR] [--split S] [-n N] -o FILE.png\n"
         "       vmrun interpolate [--run DIR] [--data DIR] [--split S] [-n PAIRS]\n"
         "                         [--points N] -o FILE.png\n"
@@ -57,7 +58,7 @@ static const struct {
   size_t at;
   double min;
 } options[] = {
-    {"--data", TRAIN | ON_DATA, PATH, offsetof(Opts, data), 0},
+    {"--data", TRAIN | ON_DATA | SAMPLE, PATH, offsetof(Opts, data), 0}, /* sample: the data behind a 2-D scatter */
     {"--batch", TRAIN | AFTER, LONG, offsetof(Opts, batch), 1},
     {"--threads", TRAIN | AFTER, LONG, offsetof(Opts, threads), 1},
     {"--epochs", TRAIN, LONG, offsetof(Opts, epochs), 1},
@@ -212,8 +213,9 @@ char *vmrun_run_vmx(const char *run) {
 
 /* ------------------------------------------------------------ eval */
 
-/* Without an estimator option: the ELBO and its terms (stats.c); with
- * --iw, --ais or --quadrature: an estimate of log p(x) (estimate.c). */
+/* Without an estimator option: the ELBO and its terms, and for latents of
+ * codes their usage, perplexity and prior (stats.c); with --iw, --ais or
+ * --quadrature: an estimate of log p(x) (estimate.c). */
 int cmd_eval(const Opts *o) {
   char *run = o->run ? xstrdup(o->run) : vmrun_newest_run();
   char *path = o->file ? xstrdup(o->file) : vmrun_run_vmx(run);
@@ -223,8 +225,9 @@ int cmd_eval(const Opts *o) {
   int estimator = o->iw || o->ais || o->quadrature;
   EstimateKind kind = o->iw ? ESTIMATE_IW : o->ais ? ESTIMATE_AIS : ESTIMATE_QUADRATURE;
   const Graph *g = NULL;
+  int codes = !estimator && stats_has_codes(&s);
   if (estimator) estimate_check(&s, kind); /* before the checkpoint and the data are read */
-  else if (!(g = session_graph(&s, "elbo")))
+  else if (!(g = session_graph(&s, "elbo")) && !codes)
     die(2, "%s: model %s has no elbo entry point (a role without a density); estimate log p(x) with --ais", s.path,
         s.vmx->model);
   char *cp = xprintf("%s/checkpoint.safetensors", run), err[1024];
@@ -245,21 +248,25 @@ int cmd_eval(const Opts *o) {
   ckpt_free(&c);
   long n = session_examples(&s, k);
   if (!n) die(2, "data %s has no %s split", s.data[0].decl->name, o->split);
-  if (o->examples && o->examples < n) n = o->examples;
+  if (o->examples && o->examples < n) { /* the estimators and stats_elbo read the split from its start */
+    n = o->examples;
+    for (int i = 0; i < s.ndata; i++) source_spread(&s.data[i], k, n);
+  }
   vmrun_threads(o->threads);
   ElboStats st;
+  CodeStats cs;
   Estimate est;
+  memset(&st, 0, sizeof st);
+  memset(&cs, 0, sizeof cs);
   if (estimator) {
     EstimateOpts eo = {.kind = kind, .examples = n, .batch = o->batch, .seed = draws, .data_seed = seed, .k = o->iw,
                        .ais_steps = o->ais_steps, .chains = o->chains, .leapfrog = o->leapfrog,
                        .step_size = o->step_size, .grid = o->grid};
     estimate_run(&s, k, &eo, &est);
   } else {
-    /* stats_elbo reads the whole split: --examples shortens it as loaded
-     * (the examples past n are never read; the arrays are freed whole). */
-    for (int i = 0; i < s.ndata; i++) s.data[i].split[k].n = n;
     ExecError e;
-    if (stats_elbo(&s, g, k, o->batch ? o->batch : 128, draws, &st, &e)) die(1, "elbo: %s", e.msg);
+    if (g && stats_elbo(&s, g, k, o->batch ? o->batch : 128, draws, &st, &e)) die(1, "elbo: %s", e.msg);
+    if (codes && stats_codes(&s, k, o->batch ? o->batch : 128, draws, STATS_PRIOR, &cs, &e)) die(1, "codes: %s", e.msg);
   }
   if (o->json) {
     printf("{\"run\":");
@@ -268,14 +275,17 @@ int cmd_eval(const Opts *o) {
     json_str(stdout, s.vmx->model);
     printf(",\"split\":\"%s\",\"examples\":%ld", o->split, n);
     if (estimator) estimate_json(stdout, &est);
-    else stats_json(stdout, &st);
+    if (g) stats_json(stdout, &st);
+    if (codes) stats_codes_json(stdout, &cs);
     printf("}\n");
   } else {
     printf("%s on %s (%ld examples, %s)\n", s.vmx->model, o->split, n, run);
     if (estimator) estimate_print(stdout, &est);
-    else stats_print(stdout, &st);
+    if (g) stats_print(stdout, &st);
+    if (codes) stats_codes_print(stdout, &cs);
   }
-  if (!estimator) stats_free(&st);
+  stats_free(&st);
+  stats_codes_free(&cs);
   session_free(&s);
   free(run);
   return 0;

@@ -8,7 +8,9 @@
  * and Bernoulli means are probabilities already; real data declared
  * `in [lo, hi]` are mapped back from that range; real data without one
  * from the smallest to the largest value in the picture.  The rest is
- * clamped to [0, 1].
+ * clamped to [0, 1].  Data of two real values are points, not pictures:
+ * sample draws them as a scatter over the training data (plot.h).  sample
+ * -o FILE.csv or FILE.npy writes the draws as numbers instead.
  *
  * A model with several data items shows the first one (in the .vmx's
  * order) that has a decoder: one picture per example keeps the grid
@@ -32,6 +34,7 @@
 #include "checkpoint.h"
 #include "exec.h"
 #include "image.h"
+#include "plot.h"
 #include "rng.h"
 #include "session.h"
 #include "util.h"
@@ -129,10 +132,16 @@ static int picture_is_png(const char *path) {
   return 1;
 }
 
+/* sample -o FILE.csv or FILE.npy: the samples as numbers. */
+static int picture_is_numbers(const Opts *o) {
+  return !strcmp(o->cmd, "sample") && (ends_with(o->output, ".csv") || ends_with(o->output, ".npy"));
+}
+
 /* Before any work: a picture nobody could save is better refused at once. */
 static void picture_check_output(const Opts *o) {
-  if (!picture_is_png(o->output))
-    die(2, "%s: -o %s: unknown extension; %s writes a PNG picture (-o FILE.png)", o->cmd, o->output, o->cmd);
+  if (!picture_is_png(o->output) && !picture_is_numbers(o))
+    die(2, "%s: -o %s: unknown extension; %s writes a PNG picture (-o FILE.png)%s", o->cmd, o->output, o->cmd,
+        strcmp(o->cmd, "sample") ? "" : " or the samples as numbers (-o FILE.csv or FILE.npy)");
   const char *slash = strrchr(o->output, '/');
   if (!slash) return;
   char *dir = xstrdup(o->output);
@@ -326,6 +335,99 @@ static void picture_save(const PictureView *v, const ImageGrid *g, float *cells,
   image_free(&im);
 }
 
+/* ------------------------------------------------------------ 2-D points */
+
+#define PICTURE_POINTS 1000      /* sample: default draws of 2-D data */
+#define PICTURE_POINTS_DATA 5000 /* training examples drawn behind them, at most */
+#define PICTURE_MAX_POINTS 1000000 /* more dots are one blot, and slow to draw */
+
+/* Real data of two values (declared real[2]) are points in the plane, not
+ * pictures: sample draws them as a scatter. */
+static int picture_is_points(const PictureView *v) {
+  const VmxData *d = v->decl;
+  return !strcmp(d->domain, "real") && d->shape.rank == 1 && d->shape.d[0] == 2;
+}
+
+/* Value c of data `name`: x0, x1, ...; x1_0 when the name ends in a digit. */
+static void picture_column(const char *name, long c, char *buf, size_t cap) {
+  size_t len = strlen(name);
+  int digit = len && name[len - 1] >= '0' && name[len - 1] <= '9';
+  snprintf(buf, cap, "%s%s%ld", name, digit ? "_" : "", c);
+}
+
+/* sample -o FILE.csv (a header naming the values, then a line per sample)
+ * or FILE.npy (float32, shape (n, the data's shape)), whole or not at all. */
+static void picture_save_numbers(const PictureView *v, const float *x, long n, const char *path) {
+  FILE *f = out_open(path);
+  if (ends_with(path, ".npy")) {
+    Dataset ds;
+    data_init(&ds);
+    ds.n = n;
+    ds.dim = v->dim;
+    ds.rank = v->decl->shape.rank;
+    for (int i = 0; i < ds.rank && i < DATA_MAX_RANK; i++) ds.shape[i] = (long)v->decl->shape.d[i];
+    ds.x = (float *)x; /* only read */
+    data_write_npy(f, &ds);
+  } else {
+    char name[300];
+    for (long c = 0; c < v->dim; c++) {
+      picture_column(v->decl->name, c, name, sizeof name);
+      fprintf(f, "%s%s", c ? "," : "", name);
+    }
+    fputc('\n', f);
+    for (long i = 0; i < n; i++)
+      for (long c = 0; c < v->dim; c++) fprintf(f, "%.9g%c", (double)x[i * v->dim + c], c + 1 < v->dim ? ',' : '\n');
+  }
+  out_commit(f, path);
+}
+
+/* The n samples xy (2 values each) as dots (800 x 800 PNG), over up to
+ * PICTURE_POINTS_DATA training examples in light gray (a seeded choice,
+ * the same for samples and means), both axes on the same scale; returns
+ * how many training examples it drew. */
+static long picture_scatter(Picture *p, const PictureView *v, const Opts *o, const float *xy, long n) {
+  long have = session_examples(&p->s, SPLIT_TRAIN), m = have < PICTURE_POINTS_DATA ? have : PICTURE_POINTS_DATA;
+  long *idx = picture_pick(p, SPLIT_TRAIN, m);
+  float *data = xmalloc(sizeof(float) * (size_t)(2 * m + 1));
+  source_gather(&p->s.data[v->item], SPLIT_TRAIN, idx, m, p->run_seed, 0, data);
+  double *x = xmalloc(sizeof(double) * (size_t)(m + n)), *y = xmalloc(sizeof(double) * (size_t)(m + n));
+  for (long i = 0; i < m; i++) x[i] = data[2 * i], y[i] = data[2 * i + 1];
+  for (long i = 0; i < n; i++) x[m + i] = xy[2 * i], y[m + i] = xy[2 * i + 1];
+
+  const char *name = v->decl->name, *model = p->s.vmx->model;
+  char xl[300], yl[300], title[600], sub[1400];
+  picture_column(name, 0, xl, sizeof xl);
+  picture_column(name, 1, yl, sizeof yl);
+  if (o->no_noise) snprintf(title, sizeof title, "%s: decoder means of %s (no noise)", model, name);
+  else snprintf(title, sizeof title, "%s: samples of %s", model, name);
+  snprintf(sub, sizeof sub, "%ld draws (%s), seed %llu; gray: %ld of the %ld training examples", n,
+           o->no_noise ? v->mean : v->sample, (unsigned long long)p->seed, m, have);
+  Plot *pl = plot_begin(800, 800);
+  PlotAxes a = {.left = 0.14, .right = 0.72, .bottom = 0.21, .top = 0.79, .xlabel = xl, .ylabel = yl, .title = ""};
+  plot_range_square(x, y, m + n, &a);
+  plot_axes(pl, &a);
+  plot_title(pl, a.top + 0.075, 1.1, title);
+  plot_title(pl, a.top + 0.035, 0.9, sub);
+  int light = PLOT_LIGHT, ink = o->no_noise ? 1 : 0;
+  int *color = xmalloc(sizeof(int) * (size_t)(n + 1));
+  for (long i = 0; i < n; i++) color[i] = ink;
+  int *gray = xmalloc(sizeof(int) * (size_t)(m + 1));
+  for (long i = 0; i < m; i++) gray[i] = light;
+  plot_points(pl, x, y, gray, m, 2.0);
+  plot_points(pl, x + m, y + m, color, n, n <= 2000 ? 2.5 : 1.8);
+  const char *text[2] = {"training data", o->no_noise ? "decoder means" : "samples"};
+  int colors[2] = {light, ink};
+  plot_legend(pl, NULL, text, colors, 2, PLOT_BOXES_OUTSIDE);
+  plot_save(pl, o->output);
+  free(gray);
+  free(color);
+  free(x);
+  free(y);
+  free(data);
+  free(idx);
+  return m;
+}
+
 /* ------------------------------------------------------------ sample */
 
 /* The prior role that draws latent `var` (its text starts "var ~"). */
@@ -470,13 +572,19 @@ int cmd_sample(const Opts *o) {
   picture_view(&v, &p, g, o->cmd);
   const char *shown = o->no_noise ? v.mean : v.sample;
   if (picture_output_dim(g, shown) != v.dim) die(2, "sample: the sample graph gives no %s", shown);
-  long n = o->n ? o->n : 64, cols = (long)ceil(sqrt((double)n)), rows = (n + cols - 1) / cols;
-  ImageGrid grid = picture_grid(&v, rows, cols, o->cmd);
+  int points = picture_is_points(&v), numbers = picture_is_numbers(o); /* a scatter, or no picture */
+  long n = o->n ? o->n : points ? PICTURE_POINTS : 64, cols = (long)ceil(sqrt((double)n)),
+       rows = (n + cols - 1) / cols;
+  ImageGrid grid = {0};
+  if (!points && !numbers) grid = picture_grid(&v, rows, cols, o->cmd);
+  if (points && !numbers && n > PICTURE_MAX_POINTS)
+    die(2, "sample: %ld points of %s are more than a scatter can show (at most %d; -o FILE.csv or FILE.npy "
+        "writes any number)", n, v.decl->name, PICTURE_MAX_POINTS);
   const GNode **ins = xmalloc(sizeof *ins * (size_t)(g->nodes.len + 1));
   int nin = picture_inputs(g, ins);
   PicturePrior *priors = xmalloc(sizeof *priors * (size_t)(nin + 1));
   for (int i = 0; i < nin; i++) picture_prior(&p, ins[i], &priors[i]);
-  picture_load(&p, o, -1);
+  picture_load(&p, o, points && !numbers ? SPLIT_TRAIN : -1); /* a scatter shows the training data behind */
 
   PictureVar *drawn = xmalloc(sizeof *drawn * (size_t)(nin + 1));
   for (int i = 0; i < nin; i++) {
@@ -486,9 +594,14 @@ int cmd_sample(const Opts *o) {
   }
   PictureVar out = {shown, xmalloc(sizeof(float) * (size_t)(n * v.dim)), v.dim};
   picture_run(&p, g, n, drawn, nin, &out, 1);
-  picture_save(&v, &grid, out.data, n, NULL, o->output);
-  printf("wrote %s: %ld samples of %s (%s) from %s, seed %llu\n", o->output, n, v.decl->name, shown, p.run,
-         (unsigned long long)p.seed);
+  char behind[160] = "";
+  if (numbers) picture_save_numbers(&v, out.data, n, o->output);
+  else if (points)
+    snprintf(behind, sizeof behind, ", drawn over %ld training examples",
+             picture_scatter(&p, &v, o, out.data, n));
+  else picture_save(&v, &grid, out.data, n, NULL, o->output);
+  printf("wrote %s: %ld samples of %s (%s) from %s, seed %llu%s\n", o->output, n, v.decl->name, shown, p.run,
+         (unsigned long long)p.seed, behind);
 
   free(out.data);
   picture_vars_free(drawn, nin);

@@ -15,7 +15,14 @@ struct Plot {
 
 /* cmap0: 0 the background, 1 ink (frames, text), then the series colours
  * opaque (lines, legend) and translucent (dots, which pile up). */
-enum { INK = 1, OPAQUE = 2, TRANSLUCENT = OPAQUE + PLOT_COLORS, NCMAP0 = TRANSLUCENT + PLOT_COLORS };
+enum {
+  INK = 1,
+  LIGHT,
+  LIGHT_TRANSLUCENT,
+  OPAQUE,
+  TRANSLUCENT = OPAQUE + PLOT_COLORS,
+  NCMAP0 = TRANSLUCENT + PLOT_COLORS
+};
 static const unsigned char tableau10[PLOT_COLORS][3] = {
     {31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
     {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
@@ -63,6 +70,8 @@ Plot *plot_begin(int width, int height) {
   plscmap0n(NCMAP0);
   plscol0(0, 255, 255, 255);
   plscol0(INK, 0, 0, 0);
+  plscol0(LIGHT, 190, 190, 190);
+  plscol0a(LIGHT_TRANSLUCENT, 170, 170, 170, 0.35);
   for (int c = 0; c < PLOT_COLORS; c++) {
     plscol0(OPAQUE + c, tableau10[c][0], tableau10[c][1], tableau10[c][2]);
     plscol0a(TRANSLUCENT + c, tableau10[c][0], tableau10[c][1], tableau10[c][2], 0.55);
@@ -114,7 +123,7 @@ void plot_points(Plot *p, const double *x, const double *y, const int *color, lo
   int cur = -1;
   for (long i = 0; i < n; i++) {
     if (!isfinite(x[i]) || !isfinite(y[i])) continue;
-    int c = TRANSLUCENT + (color ? color[i] % PLOT_COLORS : 0);
+    int c = !color ? TRANSLUCENT : color[i] < 0 ? LIGHT_TRANSLUCENT : TRANSLUCENT + color[i] % PLOT_COLORS;
     if (c != cur) plcol0(cur = c);
     dot(x[i], y[i], radius * dx, radius * dy);
   }
@@ -149,7 +158,7 @@ void plot_legend(Plot *p, const char *heading, const char *const *text, const in
   for (int i = 0; i < m; i++) {
     opt[i] = i < h ? PL_LEGEND_NONE : lines ? PL_LEGEND_LINE : PL_LEGEND_COLOR_BOX;
     ink[i] = INK;
-    col[i] = i < h ? INK : OPAQUE + color[i - h] % PLOT_COLORS;
+    col[i] = i < h ? INK : color[i - h] < 0 ? LIGHT : OPAQUE + color[i - h] % PLOT_COLORS;
     zero[i] = 0;
     one[i] = 1;
     scale[i] = 0.8;
@@ -214,4 +223,12 @@ void plot_range(const double *v, long n, double *lo, double *hi) {
   double m = 0.05 * (b - a);
   *lo = a - m;
   *hi = b + m;
+}
+
+void plot_range_square(const double *x, const double *y, long n, PlotAxes *a) {
+  plot_range(x, n, &a->xmin, &a->xmax);
+  plot_range(y, n, &a->ymin, &a->ymax);
+  double span = fmax(a->xmax - a->xmin, a->ymax - a->ymin), cx = (a->xmin + a->xmax) / 2, cy = (a->ymin + a->ymax) / 2;
+  a->xmin = cx - span / 2, a->xmax = cx + span / 2;
+  a->ymin = cy - span / 2, a->ymax = cy + span / 2;
 }

@@ -14,8 +14,11 @@
 #define VML_PLOT_H
 
 /* Series colours 0..PLOT_COLORS-1 (Tableau 10: distinguishable, and
- * readable by most colour-blind readers); larger numbers wrap around. */
+ * readable by most colour-blind readers); larger numbers wrap around.
+ * PLOT_LIGHT, a light gray, is for what is drawn behind the series (the
+ * training data under a model's samples). */
 #define PLOT_COLORS 10
+#define PLOT_LIGHT (-1)
 
 typedef struct Plot Plot;
 
@@ -33,15 +36,16 @@ typedef struct {
 void plot_axes(Plot *p, const PlotAxes *a);
 
 /* n filled dots of the given radius in pixels, translucent so that dense
- * regions show; color[i] is point i's series colour (NULL: all colour 0).
- * Drawn in the order given. */
+ * regions show; color[i] is point i's series colour or PLOT_LIGHT (NULL:
+ * all colour 0).  Drawn in the order given. */
 void plot_points(Plot *p, const double *x, const double *y, const int *color, long n, double radius);
 
 /* A polyline in series colour `color`, broken at NaN values; with dots at
  * the points when `dots` (so that a line of one point still shows). */
 void plot_line(Plot *p, const double *x, const double *y, long n, int color, int dots);
 
-/* A legend of n entries under a heading (NULL: none): colour boxes to the
+/* A legend of n entries under a heading (NULL: none), color[i] a series
+ * colour or PLOT_LIGHT: colour boxes to the
  * right of the frame (PLOT_BOXES_OUTSIDE) or line samples in its bottom
  * right corner, on a white background (PLOT_LINES_INSIDE: where rising
  * curves, an ELBO's, leave room). */
@@ -59,5 +63,10 @@ void plot_save(Plot *p, const char *path);
 /* [*lo, *hi]: the finite values' range with a 5% margin each side; a
  * unit range around a lone value; [0, 1] when there is none. */
 void plot_range(const double *v, long n, double *lo, double *hi);
+
+/* a's data range: plot_range of x and of y, widened to the larger of the
+ * two spans around their centres, so that both axes have the same scale
+ * (in a square frame, distances read the same across and up). */
+void plot_range_square(const double *x, const double *y, long n, PlotAxes *a);
 
 #endif

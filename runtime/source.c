@@ -59,8 +59,12 @@ static void clause_parse(Source *s, const char *text, const char *dataname) {
         val[n++] = *p++;
       }
       if (*p == '"') p++;
-    } else {
-      while (*p && *p != ',' && *p != ')' && n + 1 < sizeof val) val[n++] = *p++;
+    } else { /* up to the next comma or parenthesis outside brackets: a list stays whole */
+      int depth = 0;
+      while (*p && (depth > 0 || (*p != ',' && *p != ')')) && n + 1 < sizeof val) {
+        depth += *p == '[' ? 1 : *p == ']' && depth > 0 ? -1 : 0;
+        val[n++] = *p++;
+      }
       while (n > 0 && val[n - 1] == ' ') n--;
     }
     val[n] = 0;
@@ -101,6 +105,58 @@ static double clause_num(const Source *s, const char *key, double dflt, const ch
   if (!v) return dflt;
   if (!is_number(v, &x)) die(2, "data %s: argument %s = %s is not a number", dataname, key, v);
   return x;
+}
+
+/* A list of two numbers, "[1, -2.5]", into x[0..1]; 1 when it is one. */
+static int is_pair(const char *v, double x[2]) {
+  char *end;
+  while (*v == ' ') v++;
+  if (*v++ != '[') return 0;
+  for (int i = 0; i < 2; i++) {
+    x[i] = strtod(v, &end);
+    if (end == v) return 0;
+    for (v = end; *v == ' '; v++) {}
+    if (*v++ != (i ? ']' : ',')) return 0;
+  }
+  while (*v == ' ') v++;
+  return !*v;
+}
+
+/* Argument `key` as a list of two numbers (the default when absent); 1
+ * when it was given. */
+static int clause_pair(const Source *s, const char *key, double x[2], const char *dataname) {
+  const char *v = clause_arg(s, key);
+  if (!v) return 0;
+  if (!is_pair(v, x)) die(2, "data %s: argument %s = %s is not a list of two numbers ([x, y])", dataname, key, v);
+  return 1;
+}
+
+/* synthetic.gaussian: cov = "full" or "diag" (LANGUAGE.md §7.2), or its
+ * principal axes std = [s1, s2] rotated by angle = A degrees; either moved
+ * to mean = [x, y]. */
+static DataStatus load_gaussian(Dataset *ds, const Source *s, long n, uint64_t seed, const char *dataname,
+                                DataErr *err) {
+  const char *cov = clause_arg(s, "cov");
+  double mean[2] = {0, 0}, std[2] = {1, 1};
+  int have_mean = clause_pair(s, "mean", mean, dataname), have_std = clause_pair(s, "std", std, dataname);
+  int have_angle = clause_arg(s, "angle") != NULL;
+  double angle = clause_num(s, "angle", 0, dataname);
+  if (cov && strcmp(cov, "full") && strcmp(cov, "diag"))
+    die(2, "data %s: synthetic.gaussian: cov = \"%s\": expected \"full\" or \"diag\"", dataname, cov);
+  if (cov && (have_std || have_angle))
+    die(2, "data %s: synthetic.gaussian takes cov or std and angle, not both", dataname);
+  if (have_angle && !have_std) die(2, "data %s: synthetic.gaussian: angle needs std (the axes it turns)", dataname);
+  if (have_std) return data_synth_gaussian_axes(ds, n, mean, std, angle, seed, err);
+  DataStatus st = data_synth_gaussian(ds, n, !cov || strcmp(cov, "diag"), seed, err);
+  if (st == DATA_OK && have_mean) {
+    if (!isfinite(mean[0]) || !isfinite(mean[1]))
+      die(2, "data %s: synthetic.gaussian: mean = [%g, %g] is not finite", dataname, mean[0], mean[1]);
+    for (long i = 0; i < n; i++) {
+      ds->x[2 * i] += (float)mean[0];
+      ds->x[2 * i + 1] += (float)mean[1];
+    }
+  }
+  return st;
 }
 
 static void check_status(DataStatus st, const DataErr *err) {
@@ -188,14 +244,12 @@ static void load_synthetic(DataItem *it, const Source *s, uint64_t seed) {
   DataStatus st;
   if (!strcmp(set, "four_frames")) st = data_synth_four_frames(ds, n, seed, &err);
   else if (!strcmp(set, "nine_pixels")) st = data_synth_nine_pixels(ds, n, seed, &err);
-  else if (!strcmp(set, "gaussian")) {
-    const char *cov = clause_arg(s, "cov");
-    st = data_synth_gaussian(ds, n, !cov || strcmp(cov, "diag"), seed, &err);
-  } else if (!strcmp(set, "mixture"))
+  else if (!strcmp(set, "gaussian")) st = load_gaussian(ds, s, n, seed, d->name, &err);
+  else if (!strcmp(set, "mixture"))
     st = data_synth_mixture(ds, n, (int)clause_num(s, "k", 8, d->name), clause_num(s, "radius", 2, d->name),
                             clause_num(s, "std", 0.1, d->name), seed, &err);
   else die(2, "data %s: unknown synthetic set '%s'", d->name, set);
-  check_status(st, &err);
+  if (st != DATA_OK) die(2, "data %s: %s", d->name, err.msg);
   it->have[SPLIT_TRAIN] = 1;
   snprintf(it->file[SPLIT_TRAIN], sizeof it->file[SPLIT_TRAIN], "%s", s->kind);
   finish_split(it, SPLIT_TRAIN, -1, seed);
@@ -290,6 +344,18 @@ int source_labels(DataItem *it, int k) {
   DataErr err = {{0}};
   check_status(data_load_idx_labels(path, ds, &err), &err);
   return 1;
+}
+
+void source_spread(DataItem *it, int k, long n) {
+  Dataset *ds = &it->split[k];
+  if (n >= ds->n) return;
+  for (long i = 0; i < n; i++) { /* row i <- row i * N / n: never a row still to be read, as i * N / n >= i */
+    long from = (long)((double)i * (double)ds->n / (double)n);
+    if (ds->x) memmove(ds->x + i * ds->dim, ds->x + from * ds->dim, sizeof(float) * (size_t)ds->dim);
+    else memmove(ds->u8 + i * ds->dim, ds->u8 + from * ds->dim, (size_t)ds->dim);
+    if (ds->labels) ds->labels[i] = ds->labels[from];
+  }
+  ds->n = n;
 }
 
 void source_free(DataItem *it) {

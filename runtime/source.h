@@ -50,6 +50,11 @@ void source_gather(const DataItem *it, int k, const long *idx, long count, uint6
  * one.  Exits on a malformed label file or a count that does not match. */
 int source_labels(DataItem *it, int k);
 
+/* Keeps n examples of split k (n < its size), spread evenly over it (example
+ * i is the former i * size / n), in place: a file sorted by class still
+ * gives every class. */
+void source_spread(DataItem *it, int k, long n);
+
 void source_free(DataItem *it);
 
 #endif

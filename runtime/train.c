@@ -37,6 +37,12 @@ typedef struct {
   char **grad_name;  /* the graph outputs grad:PARAM */
   const float **grads;
   long *lens;
+  /* codebook = ema(...): per parameter, 1 when it is a codebook the step
+   * updates by exponential moving averages (its graph gives ema.count:P and
+   * ema.sum:P instead of grad:P); state[0] is then N [K], state[1] m [K, D] */
+  int *ema;
+  char **ema_name[2]; /* the outputs ema.count:P, ema.sum:P */
+  double ema_decay, ema_eps;
   int np;
   long t;          /* updates made over the whole run */
   long stage_t;    /* updates made in the current stage */
@@ -90,6 +96,40 @@ typedef struct {
 
 /* ------------------------------------------------------------ steps */
 
+static int graph_has_output(const Graph *g, const char *name) {
+  for (int i = 0; i < g->outputs.len; i++)
+    if (!strcmp(((const GOutput *)g->outputs.items[i])->name, name)) return 1;
+  return 0;
+}
+
+/* "ema(decay=0.99,eps=1e-05)" (the .vmx's codebook= value); -1 when malformed. */
+static int ema_parse(const char *text, double *decay, double *eps) {
+  char rest[8];
+  if (sscanf(text, "ema(decay=%lf,eps=%lf%7s", decay, eps, rest) != 3 || strcmp(rest, ")")) return -1;
+  return *decay > 0 && *decay < 1 && *eps > 0 ? 0 : -1;
+}
+
+/* One EMA update of codebook e [K, D] from a batch's assignments: count[k]
+ * positions took code k, sum[k] the sum of their z.  Sonnet's
+ * VectorQuantizerEMA (van den Oord et al. 2017, appendix): N and m are
+ * moving averages from zero, debiased by 1 - decay^t (t: this update's
+ * number, from 1), N Laplace-smoothed, e_k = m_k / N_k.  A code no batch
+ * has taken has m_k = 0 and sits at the origin. */
+static void ema_update(const Step *st, long t, float *e, float *N, float *m, const float *count, const float *sum,
+                       long K, long D) {
+  double g = st->ema_decay, debias = 1 - pow(g, (double)t), total = 0;
+  for (long k = 0; k < K; k++) {
+    N[k] = (float)(g * N[k] + (1 - g) * count[k]);
+    total += N[k] / debias;
+  }
+  for (long i = 0; i < K * D; i++) m[i] = (float)(g * m[i] + (1 - g) * sum[i]);
+  if (!(total > 0)) return;
+  for (long k = 0; k < K; k++) {
+    double n = (N[k] / debias + st->ema_eps) / (total + (double)K * st->ema_eps) * total;
+    for (long d = 0; d < D; d++) e[k * D + d] = (float)(m[k * D + d] / debias / n);
+  }
+}
+
 static void steps_init(Trainer *T) {
   const Vmx *x = T->s.vmx;
   char err[1024];
@@ -100,9 +140,21 @@ static void steps_init(Trainer *T) {
     st->decl = x->steps.items[i];
     st->graph = session_graph(&T->s, st->decl->graph);
     if (!st->graph) die(2, "%s: no graph %s for the step", T->s.path, st->decl->graph);
-    if (optim_config_parse(&st->cfg, st->decl->optimizer, (const char *const *)st->decl->args.items,
-                           (size_t)st->decl->args.len / 2, err, sizeof err))
+    const char **kv = xmalloc(sizeof(char *) * (size_t)(st->decl->args.len + 1));
+    size_t nkv = 0;
+    st->ema_decay = 0;
+    for (int k = 0; k + 1 < st->decl->args.len; k += 2) { /* codebook=ema(...) is no optimizer argument */
+      const char *key = st->decl->args.items[k], *val = st->decl->args.items[k + 1];
+      if (strcmp(key, "codebook")) {
+        kv[nkv++] = key;
+        kv[nkv++] = val;
+      } else if (ema_parse(val, &st->ema_decay, &st->ema_eps))
+        die(2, "%s: step %s: codebook=%s: expected ema(decay=D,eps=E) with 0 < D < 1 and E > 0", T->s.path,
+            st->decl->graph, val);
+    }
+    if (optim_config_parse(&st->cfg, st->decl->optimizer, kv, nkv / 2, err, sizeof err))
       die(2, "%s: step %s: %s", T->s.path, st->decl->graph, err);
+    free(kv);
     if (T->ro.lr > 0) st->cfg.lr = T->ro.lr;
     if (optim_schedule_parse(&st->sched, st->decl->schedule ? st->decl->schedule : "constant()", err, sizeof err))
       die(2, "%s: step %s: %s", T->s.path, st->decl->graph, err);
@@ -115,20 +167,35 @@ static void steps_init(Trainer *T) {
     st->grad_name = xmalloc(sizeof(char *) * (size_t)(st->np + 1));
     st->grads = xmalloc(sizeof(float *) * (size_t)(st->np + 1));
     st->lens = xmalloc(sizeof(long) * (size_t)(st->np + 1));
-    int nstate = optim_state_arrays(&st->cfg);
+    st->ema = xmalloc(sizeof(int) * (size_t)(st->np + 1));
+    for (int w = 0; w < 2; w++) st->ema_name[w] = xmalloc(sizeof(char *) * (size_t)(st->np + 1));
+    int nstate = optim_state_arrays(&st->cfg), nema = 0;
     for (int j = 0; j < st->np; j++) {
       const char *name = st->decl->params.items[j];
       if (!(st->params[j] = session_param(&T->s, name)))
         die(2, "%s: step %s updates unknown parameter %s", T->s.path, st->decl->graph, name);
       st->lens[j] = st->params[j]->n;
       st->grad_name[j] = xprintf("grad:%s", name);
-      for (int w = 0; w < nstate && w < 2; w++) {
-        st->state[w][j] = xmalloc(sizeof(float) * (size_t)st->lens[j]);
-        int len = ckpt_state_name(NULL, 0, st->graph->name, name, w ? "v" : "m");
+      st->ema_name[0][j] = xprintf("ema.count:%s", name);
+      st->ema_name[1][j] = xprintf("ema.sum:%s", name);
+      st->ema[j] = graph_has_output(st->graph, st->ema_name[0][j]);
+      nema += st->ema[j];
+      if (st->ema[j] && (!st->ema_decay || st->params[j]->decl->shape.rank != 2 ||
+                         !graph_has_output(st->graph, st->ema_name[1][j])))
+        die(2, "%s: step %s: %s needs codebook=ema(...), a codebook [K, D] and %s", T->s.path, st->decl->graph,
+            st->ema_name[0][j], st->ema_name[1][j]);
+      const char *const which[2][2] = {{"m", "v"}, {"ema_count", "ema_sum"}};
+      for (int w = 0; w < (st->ema[j] ? 2 : nstate < 2 ? nstate : 2); w++) {
+        long n = st->ema[j] && !w ? (long)st->params[j]->decl->shape.d[0] : st->lens[j];
+        st->state[w][j] = xmalloc(sizeof(float) * (size_t)n); /* zeros */
+        int len = ckpt_state_name(NULL, 0, st->graph->name, name, which[st->ema[j]][w]);
         st->state_name[w][j] = xmalloc((size_t)len + 1);
-        ckpt_state_name(st->state_name[w][j], (size_t)len + 1, st->graph->name, name, w ? "v" : "m");
+        ckpt_state_name(st->state_name[w][j], (size_t)len + 1, st->graph->name, name, which[st->ema[j]][w]);
       }
     }
+    if (st->ema_decay && !nema)
+      die(2, "%s: step %s has codebook=ema(...) but its graph updates no codebook (no ema.count: output)", T->s.path,
+          st->decl->graph);
   }
 }
 
@@ -141,12 +208,15 @@ static void steps_free(Trainer *T) {
       for (int w = 0; w < 2; w++) {
         free(st->state[w][j]);
         free(st->state_name[w][j]);
+        free(st->ema_name[w][j]);
       }
     }
     for (int w = 0; w < 2; w++) {
       free(st->state[w]);
       free(st->state_name[w]);
+      free(st->ema_name[w]);
     }
+    free(st->ema);
     free(st->grad_name);
     free(st->params);
     free(st->grads);
@@ -207,8 +277,12 @@ static void save_checkpoint(Trainer *T) {
   for (int i = 0; i < T->nsteps; i++) {
     Step *st = &T->steps[i];
     for (int j = 0; j < st->np; j++)
-      for (int w = 0; w < 2; w++)
-        if (st->state[w][j]) add_tensor(&t[nt++], st->state_name[w][j], st->params[j]->decl, st->state[w][j]);
+      for (int w = 0; w < 2; w++) {
+        if (!st->state[w][j]) continue;
+        add_tensor(&t[nt], st->state_name[w][j], st->params[j]->decl, st->state[w][j]);
+        if (st->ema[j] && !w) t[nt].shape[1] = 1; /* N: [K, 1], as ema.count: */
+        nt++;
+      }
   }
   Meta m = {0};
   meta_add(&m, xstrdup(CKPT_KEY_VERSION), "1");
@@ -270,8 +344,9 @@ static void restore(Trainer *T, const Ckpt *c) {
     for (int j = 0; j < st->np; j++)
       for (int w = 0; w < 2; w++) {
         const VmxParam *p = st->params[j]->decl;
-        if (st->state[w][j] &&
-            ckpt_load(c, st->state_name[w][j], p->shape.d, p->shape.rank, st->state[w][j], err, sizeof err))
+        long long shape[2] = {p->shape.rank ? p->shape.d[0] : 1, 1};
+        const long long *d = st->ema[j] && !w ? shape : p->shape.d; /* N: [K, 1] */
+        if (st->state[w][j] && ckpt_load(c, st->state_name[w][j], d, p->shape.rank, st->state[w][j], err, sizeof err))
           die(2, "%s", err);
       }
   }
@@ -367,7 +442,8 @@ static void update_piece(void *ctx, long t, int slot) {
 
 static void update_params(Step *st, double lr, float gscale) {
   long *first = xmalloc(sizeof(long) * (size_t)(st->np + 1));
-  for (int j = 0; j < st->np; j++) first[j + 1] = first[j] + (st->lens[j] + UPDATE_PIECE - 1) / UPDATE_PIECE;
+  for (int j = 0; j < st->np; j++) /* a codebook updated by EMA has no piece */
+    first[j + 1] = first[j] + (st->ema[j] ? 0 : (st->lens[j] + UPDATE_PIECE - 1) / UPDATE_PIECE);
   Update u = {st, lr, gscale, first};
   pool_run(first[st->np], 0, update_piece, &u);
   free(first);
@@ -393,16 +469,36 @@ static int update(Trainer *T, const StageRun *sr, Step *st) {
     st->loss_sum += loss[0];
     st->loss_count++;
   }
-  for (int j = 0; j < st->np; j++)
+  int ng = 0; /* the gradients, in front of st->grads; clipping is theirs */
+  for (int j = 0; j < st->np; j++) {
+    if (st->ema[j]) continue;
     if (!(st->grads[j] = exec_output(st->ex, st->grad_name[j])))
       die(1, "graph %s has no output %s", st->graph->name, st->grad_name[j]);
+    ng++;
+  }
   float gscale = 1.0f;
-  if (sr->clip > 0) gscale = optim_clip_scale(optim_global_norm(st->grads, st->lens, st->np), sr->clip);
+  if (sr->clip > 0) {
+    const float **g = xmalloc(sizeof(float *) * (size_t)(ng + 1));
+    long *n = xmalloc(sizeof(long) * (size_t)(ng + 1));
+    for (int j = 0, i = 0; j < st->np; j++)
+      if (!st->ema[j]) g[i] = st->grads[j], n[i++] = st->lens[j];
+    gscale = optim_clip_scale(optim_global_norm(g, n, ng), sr->clip);
+    free(g);
+    free(n);
+  }
   int ratio = st->decl->ratio > 0 ? st->decl->ratio : 1;
   double lr = optim_lr(&st->sched, st->cfg.lr, st->stage_t, T->at.stage_epoch, sr->rounds * ratio);
   st->t++;
   st->stage_t++;
   update_params(st, lr, gscale);
+  for (int j = 0; j < st->np; j++) {
+    if (!st->ema[j]) continue;
+    const float *taken = exec_output(st->ex, st->ema_name[0][j]), *sum = exec_output(st->ex, st->ema_name[1][j]);
+    if (!taken || !sum) die(1, "graph %s has no output %s or %s", st->graph->name, st->ema_name[0][j], st->ema_name[1][j]);
+    const VmxParam *p = st->params[j]->decl;
+    ema_update(st, st->t, st->params[j]->data, st->state[0][j], st->state[1][j], taken, sum, (long)p->shape.d[0],
+               (long)p->shape.d[1]);
+  }
   return 0;
 }
 
@@ -418,6 +514,18 @@ static void progress_bar(const Trainer *T, const StageRun *sr, long examples, do
   if (secs > 0) printf("  %.0f ex/s", examples / secs);
   printf("\033[K");
   fflush(stdout);
+}
+
+/* Whether a step of this stage or of an earlier one trains a parameter of
+ * an autoregressive prior over codes: before, the prior's -log r(c) says
+ * nothing and is not computed. */
+static int prior_trained(const Trainer *T, const StageRun *sr) {
+  for (int i = 0; i <= sr->last; i++) {
+    const VmxStep *d = T->steps[i].decl;
+    for (int j = 0; j < d->params.len; j++)
+      if (stats_prior_uses(&T->s, d->params.items[j])) return 1;
+  }
+  return 0;
 }
 
 /* The end of an epoch (or of report_every rounds): a line on stdout and in
@@ -454,24 +562,41 @@ static int report(Trainer *T, const StageRun *sr, long examples, double secs) {
   fputc('}', f);
   const Graph *elbo = session_graph(&T->s, "elbo");
   int k = session_examples(&T->s, SPLIT_VALID) ? SPLIT_VALID : SPLIT_TRAIN;
-  int rc = 0;
-  if (elbo) {
-    ElboStats es;
-    ExecError e;
-    if (stats_elbo(&T->s, elbo, k, sr->batch, T->seed, &es, &e)) {
-      fprintf(stderr, "\nvmrun: elbo on the %s split: %s\n", split_names[k], e.msg);
-      rc = -1;
-    } else {
+  int rc = 0, codes = stats_has_codes(&T->s);
+  ElboStats es;
+  CodeStats cs;
+  ExecError e;
+  memset(&es, 0, sizeof es);
+  memset(&cs, 0, sizeof cs);
+  if (elbo && stats_elbo(&T->s, elbo, k, sr->batch, T->seed, &es, &e)) {
+    fprintf(stderr, "\nvmrun: elbo on the %s split: %s\n", split_names[k], e.msg);
+    rc = -1;
+  }
+  if (!rc && codes &&
+      stats_codes(&T->s, k, sr->batch, T->seed, prior_trained(T, sr) ? STATS_PRIOR : 0, &cs, &e)) {
+    fprintf(stderr, "\nvmrun: codes on the %s split: %s\n", split_names[k], e.msg);
+    rc = -1;
+  }
+  if (!rc && (elbo || codes)) {
+    if (elbo) {
       printf("  %s elbo %.6g", split_names[k], es.elbo);
       for (int i = 0; i < es.nlatents; i++)
         if (es.latents[i].var)
           printf("  active %s %d/%ld", es.latents[i].name, es.latents[i].active, es.latents[i].dims);
-      fprintf(f, ",\"%s_elbo\":%.9g,\"%s\":{\"examples\":%ld", split_names[k], es.elbo, split_names[k], es.n);
-      stats_json(f, &es);
-      fputc('}', f);
+      fprintf(f, ",\"%s_elbo\":%.9g", split_names[k], es.elbo);
     }
-    stats_free(&es);
+    for (int i = 0; i < cs.ncodes; i++) {
+      const CodeLatentStats *c = &cs.codes[i];
+      printf("  %s %s: %d/%d codes, perplexity %.4g", split_names[k], c->name, c->used, c->classes, c->perplexity);
+      if (c->have_nll) printf(", -log %s %.6g", c->prior + 6, c->nll);
+    }
+    fprintf(f, ",\"%s\":{\"examples\":%ld", split_names[k], session_examples(&T->s, k));
+    if (elbo) stats_json(f, &es);
+    if (codes) stats_codes_json(f, &cs);
+    fputc('}', f);
   }
+  stats_free(&es);
+  stats_codes_free(&cs);
   double rate = secs > 0 ? examples / secs : 0;
   fprintf(f, ",\"examples_per_second\":%.1f,\"seconds\":%.3f}\n", rate, T->seconds0 + now_seconds() - T->t_start);
   fclose(f);

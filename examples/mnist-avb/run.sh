@@ -3,7 +3,7 @@
 # Trains examples/mnist-avb/avb-mnist.vm (implicit encoder fed 64-dim noise,
 # critic T(x, z)) and models/vae.vm for 20 epochs each with seed 1, then
 # estimates both models' test log-likelihood with AIS (the only estimator
-# for AVB, whose encoder has no density) on the first 100 test images, the
+# for AVB, whose encoder has no density) on 100 test images spread over the split, the
 # VAE's also with the 5000-sample importance-weighted bound, and draws
 # samples, reconstructions and the latent space of both.
 #

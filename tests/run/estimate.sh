@@ -90,6 +90,25 @@ check "--iw prints the bound, its standard error and K" \
 ev --examples 8 --json >elbo8.json 2>&1
 check "--examples 8 evaluates the ELBO on 8 examples" grep -q '"examples":8,"elbo":' elbo8.json
 
+# --examples N takes N examples spread over the split, not its first N: on
+# a file of 100 copies of one image followed by 100 of another, 2 examples
+# are one of each, and their exact log-likelihood is that of all 200.
+{
+  for i in $(seq 100); do echo "1,0,0,0"; done
+  for i in $(seq 100); do echo "0,0,0,1"; done
+} >sorted.csv
+sed 's/synthetic.four_frames/files("sorted.csv")/' "$here/vae2d.vm" >sorted.vm
+"$vmc" compile sorted.vm -o sorted.vmx >>compile.log 2>&1
+"$vmrun" train sorted.vmx --steps 50 --seed 1 --threads 1 --out s >>train.log 2>&1
+quad() { "$vmrun" eval --run s --split train --threads 1 --quadrature --grid 101 --json "$@" 2>&1; }
+quad >all.json
+quad --examples 2 >two.json
+quad --examples 1 >one.json
+check "--examples 2 of a sorted file: one of each kind (the mean of all 200)" \
+  holds 'a - b < 1e-6 && b - a < 1e-6 && c > 0' "$(field two.json log_likelihood)" "$(field all.json log_likelihood)" "$(field two.json stderr)"
+check "--examples 1 of a sorted file: the first kind alone" \
+  holds 'a != b' "$(field one.json log_likelihood)" "$(field two.json log_likelihood)"
+
 # Reproducible from the seed, for any thread count; another seed, other draws.
 small() { "$vmrun" eval --run v --split train --examples 4 --json "$@" 2>&1 | sed 's/,"seconds":.*//'; }
 small --ais --ais-steps 20 --threads 1 >a1.json

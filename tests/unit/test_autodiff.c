@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "autodiff.h"
@@ -1071,6 +1072,15 @@ static void cases_conv2d(void) {
    * gradient needs output_pad 0 in h and 1 in w (a rule computing one
    * output pad from h only dropped this gradient) */
   conv_case(0, S3(1, 5, 6), 2, 3, 2, 1, 1, 0, 0, 720);
+  /* several channels on non-square images; stride 2 with pad 1; dilation 2
+   * alone, with pad, and with stride 2 (whose input gradient needs output
+   * pads that differ in height and width: 9 and 8 leave remainders 0 and 1) */
+  conv_case(0, S3(3, 6, 5), 2, 3, 2, 1, 1, 0, 0, 721);
+  conv_case(0, S3(2, 6, 8), 3, 4, 2, 1, 1, 0, 0, 722); /* conv_encoder's layer on a non-square image */
+  conv_case(0, S3(2, 9, 8), 2, 3, 2, 1, 2, 0, 0, 723); /* dilation 2, stride 2, pad 1 */
+  conv_case(0, S3(2, 5, 6), 2, 3, 1, 2, 2, 0, 0, 724); /* dilation 2, pad 2: size-preserving */
+  conv_case(0, S3(3, 7, 6), 2, 3, 2, 2, 2, 0, 0, 725); /* dilation 2, stride 2, pad 2 */
+  conv_case(0, S3(2, 6, 7), 2, 2, 3, 1, 3, 0, 0, 726); /* an even kernel, stride 3, dilation 3 */
 }
 
 static void cases_conv2d_transpose(void) {
@@ -1083,7 +1093,94 @@ static void cases_conv2d_transpose(void) {
   conv_case(1, S3(2, 3, 4), 2, 3, 2, 1, 1, 1, 1, 717); /* non-square */
   conv_case(1, S3(2, 4, 4), 2, 3, 1, 1, 1, 0, 0, 714);
   conv_case(1, S3(1, 3, 3), 1, 3, 1, 0, 2, 0, 0, 715); /* dilation 2 */
+  /* several channels on non-square images; stride 2 with pad 1 and output
+   * pads; dilation 2 alone, with pad, with stride 2 */
+  conv_case(1, S3(3, 3, 2), 2, 4, 2, 1, 1, 0, 0, 730); /* conv_decoder's layer on a non-square image */
+  conv_case(1, S3(2, 3, 4), 3, 3, 2, 1, 2, 1, 1, 731); /* dilation 2, stride 2, pad 1, output_pad 1 */
+  conv_case(1, S3(2, 3, 4), 2, 3, 2, 1, 2, 0, 1, 732); /* ... output pads 0 and 1 */
+  conv_case(1, S3(2, 4, 3), 2, 3, 1, 2, 2, 0, 0, 733); /* dilation 2, pad 2 */
+  conv_case(1, S3(2, 3, 4), 2, 2, 3, 1, 3, 2, 1, 734); /* an even kernel, stride 3, dilation 3, output pads 2 and 1 */
 }
+
+/* The PixelCNN mask [o, c, k, k] as docs/LANGUAGE.md words it: 1 above the
+ * centre row and left of the centre in its row; type B also the centre. */
+static void ref_conv_mask(double *m, long long o, long long c, long long k, int type_b) {
+  for (long long i = 0; i < o * c; i++)
+    for (long long u = 0; u < k; u++)
+      for (long long v = 0; v < k; v++)
+        m[(i * k + u) * k + v] = u < k / 2 || (u == k / 2 && (v < k / 2 || (type_b && v == k / 2))) ? 1 : 0;
+}
+
+/* y = conv(x, W * conv_mask(type)) with the size-preserving pad of
+ * nn.masked_conv2d; returns y, sets the mask node (its values fixed). */
+static int masked_conv(T *t, int x, int w, long long k, int type_b, int *mask) {
+  const GNode *wn = graph_node(t->g, w);
+  *mask = graph_source(t->g, OP_MASK_CONV, wn->shape, 0, span_none, type_b ? "B" : "A");
+  ck_assert_int_ge(*mask, 0);
+  ref_conv_mask(ev_fix(&t->e, *mask, NULL), wn->shape.d[0], wn->shape.d[1], k, type_b);
+  int in[2] = {x, op2(t, OP_MUL, w, *mask)};
+  return opi(t, OP_CONV2D, in, 2, 1, (k - 1) / 2, 1, 0);
+}
+
+/* nn.masked_conv2d: the kernel times a type A or B mask (the kernel's
+ * gradient is zero where the mask is), x and the kernel checked */
+static void cases_masked_conv2d(void) {
+  if (!want(OP_CONV2D)) return;
+  struct { Shape x; long long o, k; } c[] = {{S3(2, 5, 6), 3, 3}, {S3(1, 4, 5), 2, 5}, {S3(2, 3, 3), 2, 1}};
+  for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+    for (int type_b = 0; type_b < 2; type_b++) {
+      if (c[i].k == 1 && !type_b) continue; /* a 1x1 type A mask is all zero: no dependence at all */
+      T *t = t_new(2);
+      rng_seed(740 + 2 * i + (unsigned long long)type_b);
+      int x = src(t, OP_INPUT, c[i].x, 1, R_NORMAL);
+      int w = src(t, OP_PARAM, S4(c[i].o, c[i].x.d[0], c[i].k, c[i].k), 0, R_NORMAL);
+      int mask, wrt[2] = {x, w};
+      int y = masked_conv(t, x, w, c[i].k, type_b, &mask);
+      fd_op(t, y, wrt, 2, "masked (type %s) x %s, %lld outputs, k=%lld pad=%lld", type_b ? "B" : "A", shape_str(t->a, c[i].x),
+            c[i].o, c[i].k, (c[i].k - 1) / 2);
+      t_free(t);
+    }
+}
+
+/* A masked convolution's output at position i (raster order) does not
+ * depend on the input at positions j > i, nor, with type A, at i itself;
+ * with type B it does at i.  Measured by changing one input element at a
+ * time in the double evaluator. */
+START_TEST(masked_conv_causal) {
+  for (int type_b = 0; type_b < 2; type_b++)
+    for (long long k = 3; k <= 5; k += 2) {
+      T *t = t_new(1);
+      rng_seed(30 + (unsigned long long)(2 * k + type_b));
+      long long C = 2, H = 4, W = 5, O = 3, hw = H * W;
+      int x = src(t, OP_INPUT, S3(C, H, W), 1, R_NORMAL);
+      int w = src(t, OP_PARAM, S4(O, C, k, k), 0, R_NORMAL);
+      int mask, y = masked_conv(t, x, w, k, type_b, &mask);
+      double *y0 = malloc(sizeof(double) * (size_t)(O * hw));
+      memcpy(y0, ev(&t->e, y), sizeof(double) * (size_t)(O * hw));
+      double *xv = t->e.fixed[x];
+      for (long long c = 0; c < C; c++)
+        for (long long j = 0; j < hw; j++) {
+          double x0 = xv[c * hw + j];
+          xv[c * hw + j] = x0 + 1;
+          ev_clear(&t->e);
+          const double *y1 = ev(&t->e, y);
+          int same_place = 0;
+          for (long long o = 0; o < O; o++)
+            for (long long i = 0; i < hw; i++) {
+              int moved = y1[o * hw + i] != y0[o * hw + i];
+              if (i < j || (i == j && !type_b))
+                ck_assert_msg(!moved, "type %s k=%lld: output %lld (channel %lld) moved with input %lld (channel %lld)", type_b ? "B" : "A",
+                              k, i, o, j, c);
+              if (i == j) same_place |= moved;
+            }
+          if (type_b) ck_assert_msg(same_place, "type B k=%lld: output %lld does not depend on input %lld", k, j, j);
+          xv[c * hw + j] = x0;
+        }
+      free(y0);
+      t_free(t);
+    }
+}
+END_TEST
 
 /* A Categorical draw from logits l with the given estimator (0 none,
  * 1 straight_through, 2 score_function), its codes fixed at random. */
@@ -1187,7 +1284,7 @@ static void cases_bernoulli(void) {
 
 static void (*const fd_families[])(void) = {
     cases_unary,  cases_binary, cases_matmul,           cases_reductions, cases_reduce_expand_batch,
-    cases_concat, cases_conv2d, cases_conv2d_transpose, cases_codes,      cases_bernoulli,
+    cases_concat, cases_conv2d, cases_conv2d_transpose, cases_masked_conv2d, cases_codes, cases_bernoulli,
 };
 
 /* The ops without a gradient rule, each with its reason; how the
@@ -1388,7 +1485,10 @@ static double batch_total(Ev *e, int id) {
  * (relu, abs) are skipped, and may be no more than a tenth. */
 static void check_model_file(const char *name, Define *defs, int ndefs, int B, int per, int every, unsigned long long seed) {
   char path[4096], stdlib_dir[4096];
-  snprintf(path, sizeof path, "%s/models/%s.vm", srcdir(), name);
+  if (strchr(name, '/')) /* a path in the source tree */
+    snprintf(path, sizeof path, "%s/%s", srcdir(), name);
+  else
+    snprintf(path, sizeof path, "%s/models/%s.vm", srcdir(), name);
   snprintf(stdlib_dir, sizeof stdlib_dir, "%s/stdlib", srcdir());
   setenv("VML_STDLIB", stdlib_dir, 0);
   Arena *a = arena_new();
@@ -1513,6 +1613,134 @@ static void check_model_file(const char *name, Define *defs, int ndefs, int B, i
   arena_free(a);
 }
 
+START_TEST(model_conv_vae) { /* examples/mnist-conv-vae: stride-2 convolutions and transposed ones, lowered */
+  Define defs[] = {{"latent", "2", 0}};
+  check_model_file("examples/mnist-conv-vae/conv-vae.vm", defs, 1, 2, 3, 1, 970);
+}
+END_TEST
+
+/* Lowers the model of a .vm file as vmc does (one model in it); its
+ * graphs, in the arena. */
+static Vec lower_file(Arena *a, Diag *d, const char *path, Define *defs, int ndefs) {
+  char stdlib_dir[4096];
+  snprintf(stdlib_dir, sizeof stdlib_dir, "%s/stdlib", srcdir());
+  setenv("VML_STDLIB", stdlib_dir, 0);
+  SearchPath sp = {{0}, NULL};
+  Program *prog = imp_load(d, a, path, &sp);
+  ck_assert_ptr_nonnull(prog);
+  resolve_program(d, a, prog);
+  ck_assert_int_eq(diag_errors(d), 0);
+  Vec models = shape_program(d, a, prog, defs, ndefs);
+  ck_assert_int_eq(models.len, 1);
+  check_model(d, a, models.items[0]);
+  ck_assert_int_eq(diag_errors(d), 0);
+  Vec graphs = shape_lower(d, a, prog, models.items[0]);
+  ck_assert_int_eq(diag_errors(d), 0);
+  return graphs;
+}
+
+/* nn.pixelcnn, as the stdlib writes it (embedding, a type-A masked conv,
+ * residual blocks of type-B ones, 1x1 convs), on a 5 x 6 grid of codes:
+ * the logits at position i (raster order) do not depend on the codes at
+ * positions j >= i, and do on some before.  The prior of a small VQ-VAE,
+ * lowered through the library; its codes are fixed, then changed one
+ * position at a time in the double evaluator. */
+START_TEST(pixelcnn_causal) {
+  static const char text[] =
+      "import nn\n"
+      "model pc {\n"
+      "  hyper K = 4, D = 2\n"
+      "  data x : real[1, 20, 24] in [-1, 1] from files(\"none\")\n"
+      "  param e : [K, D] init uniform(-1 / K, 1 / K)\n"
+      "  encoder q(zq, c | x) {\n"
+      "    ze = nn.conv_encoder(x, D, width = 2)\n"
+      "    c = nearest(ze, e)\n"
+      "    zq = ze + sg(embed(e, c) - ze)\n"
+      "  }\n"
+      "  decoder p(x | zq) { x ~ Normal(nn.conv_decoder(zq, 1, width = 2), 1) }\n"
+      "  decoder p(zq | c) = embed(e, c)\n"
+      "  prior r(c) autoregressive = Categorical(logits = nn.pixelcnn(c, K, dim = 8, blocks = 2, hidden = 16, kernel = 5))\n"
+      "  loss vq = -log p(x | zq)\n"
+      "  loss nll = -log r(c)\n"
+      "  train {\n"
+      "    stage autoencoder { minimize vq with adam(lr = 1e-3) over q, p, e }\n"
+      "    stage prior { freeze q, p, e; minimize nll with adam(lr = 1e-3) over r }\n"
+      "  }\n"
+      "}\n";
+  char path[256];
+  snprintf(path, sizeof path, "/tmp/test_autodiff_pixelcnn_%ld.vm", (long)getpid());
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  Arena *a = arena_new();
+  Diag d;
+  diag_init(&d, stderr);
+  Vec graphs = lower_file(a, &d, path, NULL, 0);
+  unlink(path);
+  int found = 0;
+  for (int gi = 0; gi < graphs.len; gi++) {
+    Graph *g = graphs.items[gi];
+    int pick = -1;
+    for (int i = 0; i < g->nodes.len; i++) {
+      GNode *n = graph_node(g, i);
+      if (n->op == OP_PICK && graph_node(g, n->in[1])->op == OP_NEAREST) pick = i;
+    }
+    if (pick < 0 || strncmp(g->name, "train.", 6)) continue;
+    found++;
+    int logits = graph_node(g, pick)->in[0], codes_id = graph_node(g, pick)->in[1];
+    const GNode *ln = graph_node(g, logits);
+    ck_assert_int_eq(ln->shape.rank, 3);
+    long long K = ln->shape.d[0], hw = ln->shape.d[1] * ln->shape.d[2], w = ln->shape.d[2];
+    ck_assert_int_eq(hw, 30);
+    Ev e;
+    ev_init(&e, g, 1);
+    rng_seed(960);
+    for (int i = 0; i < g->nodes.len; i++) {
+      GNode *n = graph_node(g, i);
+      if (n->op == OP_MASK_CONV) { /* the masks as the runtime makes them */
+        ck_assert_int_eq(n->shape.d[2], n->shape.d[3]);
+        ref_conv_mask(ev_fix(&e, i, NULL), n->shape.d[0], n->shape.d[1], n->shape.d[2], !strcmp(n->s, "B"));
+      }
+      if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_RANDN && n->op != OP_RANDU) continue;
+      double *v = ev_fix(&e, i, NULL);
+      for (long long k = 0; k < nsize(n, 1); k++)
+        v[k] = n->op == OP_PARAM && n->shape.rank >= 2 ? rng_normal() / sqrt((double)shape_size(n->shape) / (double)n->shape.d[0])
+                                                       : rng_normal();
+    }
+    double *c = ev_fix(&e, codes_id, NULL);
+    for (long long k = 0; k < hw; k++) c[k] = (double)(long long)(rng_unif() * (double)K);
+    double *base = malloc(sizeof(double) * (size_t)(K * hw));
+    memcpy(base, ev(&e, logits), sizeof(double) * (size_t)(K * hw));
+    int left = 0, above = 0;
+    for (long long j = 0; j < hw; j++) {
+      double c0 = c[j];
+      c[j] = (double)(((long long)c0 + 1) % K);
+      ev_clear(&e);
+      const double *l = ev(&e, logits);
+      long long first = -1;
+      for (long long i = 0; i < hw; i++)
+        for (long long k = 0; k < K; k++)
+          if (l[k * hw + i] != base[k * hw + i]) {
+            ck_assert_msg(i > j, "pixelcnn: the logits at position %lld moved with the code at %lld", i, j);
+            if (first < 0) first = i;
+            left += i == j + 1 && (j + 1) % w;
+            above += i == j + w;
+          }
+      ck_assert_msg(j == hw - 1 || first > j, "pixelcnn: nothing after position %lld depends on its code", j);
+      c[j] = c0;
+    }
+    /* the left neighbour and the one above, for most positions */
+    ck_assert_msg(left >= 10 && above >= 10, "pixelcnn: %d left and %d upper neighbours seen", left, above);
+    free(base);
+    ev_free(&e);
+  }
+  ck_assert_int_eq(found, 1);
+  diag_free(&d);
+  arena_free(a);
+}
+END_TEST
+
 START_TEST(model_vae) {
   Define defs[] = {{"latent", "2", 0}, {"hidden", "8", 0}};
   check_model_file("vae", defs, 2, 3, 24, 1, 900);
@@ -1560,6 +1788,7 @@ static Suite *autodiff_suite(void) {
   tcase_add_test(x, exact_used_twice);
   tcase_add_test(x, exact_skips_what_does_not_depend);
   tcase_add_test(x, straight_through_bernoulli);
+  tcase_add_test(x, masked_conv_causal);
   suite_add_tcase(s, x);
   /* one test per op of the op table */
   TCase *f = tcase_create("finite_differences");
@@ -1577,6 +1806,8 @@ static Suite *autodiff_suite(void) {
   tcase_add_test(m, model_vlae);
   tcase_add_test(m, model_avb);
   tcase_add_test(m, model_vqvae);
+  tcase_add_test(m, model_conv_vae);
+  tcase_add_test(m, pixelcnn_causal);
   suite_add_tcase(s, m);
   return s;
 }

@@ -333,6 +333,77 @@ START_TEST(test_gaussian) {
 }
 END_TEST
 
+/* The seed's two sets (CS294-158 HW3): [1, 2] + (randn * [5, 1]) @ R45 and
+ * [-1, 2] + (randn * [1, 5]) @ R45, covariances R diag(std^2) R^T:
+ * [[13, 12], [12, 13]] and [[13, -12], [-12, 13]]. */
+START_TEST(test_gaussian_axes) {
+  Dataset ds;
+  data_init(&ds);
+  DataErr err;
+  double m[2], c[3];
+  const double mean1[2] = {1, 2}, std1[2] = {5, 1};
+  ck_assert_int_eq(data_synth_gaussian_axes(&ds, 100000, mean1, std1, 45, 3, &err), DATA_OK);
+  ck_assert_int_eq(ds.n, 100000);
+  ck_assert_int_eq(ds.dim, 2);
+  ck_assert_int_eq(ds.rank, 1);
+  ck_assert_int_eq(ds.shape[0], 2);
+  ck_assert_ptr_nonnull(ds.x);
+  ck_assert_ptr_null(ds.labels);
+  moments(&ds, m, c);
+  ck_assert_msg(fabs(m[0] - 1) < 0.05 && fabs(m[1] - 2) < 0.05, "mean %g %g", m[0], m[1]);
+  ck_assert_msg(fabs(c[0] - 13) < 0.3 && fabs(c[1] - 12) < 0.3 && fabs(c[2] - 13) < 0.3,
+                "covariance [[%g, %g], [%g, %g]], expected [[13, 12], [12, 13]]", c[0], c[1], c[1], c[2]);
+  const double mean2[2] = {-1, 2}, std2[2] = {1, 5};
+  ck_assert_int_eq(data_synth_gaussian_axes(&ds, 100000, mean2, std2, 45, 3, &err), DATA_OK);
+  moments(&ds, m, c);
+  ck_assert_msg(fabs(m[0] + 1) < 0.05 && fabs(m[1] - 2) < 0.05, "mean %g %g", m[0], m[1]);
+  ck_assert_msg(fabs(c[0] - 13) < 0.3 && fabs(c[1] + 12) < 0.3 && fabs(c[2] - 13) < 0.3,
+                "covariance [[%g, %g], [%g, %g]], expected [[13, -12], [-12, 13]]", c[0], c[1], c[1], c[2]);
+
+  /* the same axes turned by 135 degrees instead: the same distribution */
+  ck_assert_int_eq(data_synth_gaussian_axes(&ds, 100000, mean2, std1, 135, 3, &err), DATA_OK);
+  moments(&ds, m, c);
+  ck_assert_msg(fabs(c[0] - 13) < 0.3 && fabs(c[1] + 12) < 0.3 && fabs(c[2] - 13) < 0.3,
+                "covariance [[%g, %g], [%g, %g]] at 135 degrees", c[0], c[1], c[1], c[2]);
+
+  /* axis-aligned: angle 0 and -360 give the same values, 90 swaps the
+   * axes exactly (x = mean - v, y = mean + u) */
+  Dataset a, b;
+  data_init(&a);
+  data_init(&b);
+  const double zero[2] = {0, 0}, std3[2] = {2, 0.5};
+  ck_assert_int_eq(data_synth_gaussian_axes(&a, 1000, zero, std3, 0, 8, &err), DATA_OK);
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 1000, zero, std3, -360, 8, &err), DATA_OK);
+  ck_assert_mem_eq(a.x, b.x, 2000 * sizeof(float));
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 1000, zero, std3, 90, 8, &err), DATA_OK);
+  for (long i = 0; i < 1000; i++) {
+    ck_assert(b.x[2 * i] == -a.x[2 * i + 1]);
+    ck_assert(b.x[2 * i + 1] == a.x[2 * i]);
+  }
+  /* the same seed, the same set; another seed, another */
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 1000, zero, std3, 0, 8, &err), DATA_OK);
+  ck_assert_mem_eq(a.x, b.x, 2000 * sizeof(float));
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 1000, zero, std3, 0, 9, &err), DATA_OK);
+  ck_assert_int_ne(memcmp(a.x, b.x, 2000 * sizeof(float)), 0);
+
+  /* bad arguments: DATA_EARG and a message naming them, nothing allocated */
+  const double bad_std[3][2] = {{1, 0}, {-1, 1}, {1, INFINITY}};
+  for (int k = 0; k < 3; k++) {
+    err.msg[0] = 0;
+    ck_assert_int_eq(data_synth_gaussian_axes(&b, 10, zero, bad_std[k], 0, 1, &err), DATA_EARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "synthetic.gaussian: mean = [0, 0], std = ["));
+    ck_assert_ptr_nonnull(strstr(err.msg, "expected finite numbers and std > 0"));
+  }
+  const double nan_mean[2] = {NAN, 0};
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 10, nan_mean, std3, 0, 1, &err), DATA_EARG);
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 10, zero, std3, INFINITY, 1, &err), DATA_EARG);
+  ck_assert_int_eq(data_synth_gaussian_axes(&b, 0, zero, std3, 0, 1, &err), DATA_EARG);
+  data_free(&a);
+  data_free(&b);
+  data_free(&ds);
+}
+END_TEST
+
 START_TEST(test_mixture) {
   Dataset ds;
   data_init(&ds);
@@ -1089,6 +1160,7 @@ static Suite *data_suite(void) {
   tcase_add_test(tc, test_four_frames);
   tcase_add_test(tc, test_nine_pixels);
   tcase_add_test(tc, test_gaussian);
+  tcase_add_test(tc, test_gaussian_axes);
   tcase_add_test(tc, test_mixture);
   tcase_add_test(tc, test_idx_ok_plain_and_gz);
   tcase_add_test(tc, test_idx_malformed);
