@@ -1,6 +1,13 @@
-# common.sh - what the tests/run scripts share: the programs under test
+# common.sh - what the tests/run scripts share, sourced first thing as
+# `. "$(dirname "$0")/common.sh"`: set -u and the C locale; $here (the
+# scripts' directory) and $top (the source tree); the programs under test
 # (VMC, VMRUN, or the build tree's), VML_STDLIB, a temporary directory
 # removed at exit ($tmp), and check/finish for "N passed, N failed".
+set -u
+LC_ALL=C
+export LC_ALL
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
 
 abspath() { # a path made absolute (the programs run in a temporary dir)
   case $1 in

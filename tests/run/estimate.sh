@@ -11,13 +11,7 @@
 #
 # Environment: VMC, VMRUN, VML_STDLIB as for smoke.sh.  Prints
 # "N passed, N failed".  Everything runs on one thread (ASan build).
-set -u
-LC_ALL=C
-export LC_ALL
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-. "$here/common.sh"
+. "$(dirname "$0")/common.sh"
 
 cd "$tmp" || exit 99
 "$vmc" compile "$here/vae2d.vm" -o vae2d.vmx >compile.log 2>&1 &&

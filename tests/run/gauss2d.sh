@@ -18,13 +18,7 @@
 #
 # Environment: VMC and VMRUN (the programs to test; default: the ones in the
 # build tree), VML_STDLIB (passed on to vmc).  Prints "N passed, N failed".
-set -u
-LC_ALL=C
-export LC_ALL
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-. "$here/common.sh"
+. "$(dirname "$0")/common.sh"
 
 cd "$tmp" || exit 99
 

@@ -9,13 +9,7 @@
 #
 # Needs ../shared/data (skips, exit 77, without it).  Environment: VMC, VMRUN,
 # VML_STDLIB as for smoke.sh.  Prints "N passed, N failed".
-set -u
-LC_ALL=C
-export LC_ALL
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-. "$here/common.sh"
+. "$(dirname "$0")/common.sh"
 
 data=$top/../shared/data
 if [ ! -d "$data/binarized-mnist" ] || [ ! -d "$data/mnist" ]; then
