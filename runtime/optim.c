@@ -541,3 +541,26 @@ double optim_lr(const LrSchedule *s, double base_lr, long step, long epoch, long
   }
   return base_lr;
 }
+
+/* ------------------------------------------------------------ codebooks */
+
+int optim_ema_parse(const char *text, double *decay, double *eps) {
+  char rest[8];
+  if (sscanf(text, "ema(decay=%lf,eps=%lf%7s", decay, eps, rest) != 3 || strcmp(rest, ")")) return -1;
+  return *decay > 0 && *decay < 1 && *eps > 0 ? 0 : -1;
+}
+
+void optim_ema_codebook(float *e, float *N, float *m, const float *count, const float *sum, long K, long D,
+                        double decay, double eps, long t) {
+  double g = decay, debias = 1 - pow(g, (double)t), total = 0;
+  for (long k = 0; k < K; k++) {
+    N[k] = (float)(g * N[k] + (1 - g) * count[k]);
+    total += N[k] / debias;
+  }
+  for (long i = 0; i < K * D; i++) m[i] = (float)(g * m[i] + (1 - g) * sum[i]);
+  if (!(total > 0)) return;
+  for (long k = 0; k < K; k++) {
+    double n = (N[k] / debias + eps) / (total + (double)K * eps) * total;
+    for (long d = 0; d < D; d++) e[k * D + d] = (float)(m[k * D + d] / debias / n);
+  }
+}

@@ -129,4 +129,17 @@ int optim_schedule_parse(LrSchedule *s, const char *text, char *err, size_t errl
  *                base / steps, update number `steps` and later use base */
 double optim_lr(const LrSchedule *s, double base_lr, long step, long epoch, long total);
 
+/* codebook = ema(...): the .vmx's text "ema(decay=0.99,eps=1e-05)" into
+ * decay in (0, 1) and eps > 0; -1 when malformed. */
+int optim_ema_parse(const char *text, double *decay, double *eps);
+
+/* One moving-average update of codebook e [K, D] from a batch's
+ * assignments, as Sonnet's VectorQuantizerEMA (van den Oord et al. 2017,
+ * appendix): count[k] positions took code k and sum[k] [D] is the sum of
+ * their z; N [K] and m [K, D] are the averages, from zero, debiased by
+ * 1 - decay^t (t: this update's number, from 1); N is Laplace-smoothed by
+ * eps and e_k = m_k / N_k.  A code no batch has taken stays at the origin. */
+void optim_ema_codebook(float *e, float *N, float *m, const float *count, const float *sum, long K, long D,
+                        double decay, double eps, long t);
+
 #endif

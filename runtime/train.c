@@ -102,34 +102,6 @@ static int graph_has_output(const Graph *g, const char *name) {
   return 0;
 }
 
-/* "ema(decay=0.99,eps=1e-05)" (the .vmx's codebook= value); -1 when malformed. */
-static int ema_parse(const char *text, double *decay, double *eps) {
-  char rest[8];
-  if (sscanf(text, "ema(decay=%lf,eps=%lf%7s", decay, eps, rest) != 3 || strcmp(rest, ")")) return -1;
-  return *decay > 0 && *decay < 1 && *eps > 0 ? 0 : -1;
-}
-
-/* One EMA update of codebook e [K, D] from a batch's assignments: count[k]
- * positions took code k, sum[k] the sum of their z.  Sonnet's
- * VectorQuantizerEMA (van den Oord et al. 2017, appendix): N and m are
- * moving averages from zero, debiased by 1 - decay^t (t: this update's
- * number, from 1), N Laplace-smoothed, e_k = m_k / N_k.  A code no batch
- * has taken has m_k = 0 and sits at the origin. */
-static void ema_update(const Step *st, long t, float *e, float *N, float *m, const float *count, const float *sum,
-                       long K, long D) {
-  double g = st->ema_decay, debias = 1 - pow(g, (double)t), total = 0;
-  for (long k = 0; k < K; k++) {
-    N[k] = (float)(g * N[k] + (1 - g) * count[k]);
-    total += N[k] / debias;
-  }
-  for (long i = 0; i < K * D; i++) m[i] = (float)(g * m[i] + (1 - g) * sum[i]);
-  if (!(total > 0)) return;
-  for (long k = 0; k < K; k++) {
-    double n = (N[k] / debias + st->ema_eps) / (total + (double)K * st->ema_eps) * total;
-    for (long d = 0; d < D; d++) e[k * D + d] = (float)(m[k * D + d] / debias / n);
-  }
-}
-
 static void steps_init(Trainer *T) {
   const Vmx *x = T->s.vmx;
   char err[1024];
@@ -148,7 +120,7 @@ static void steps_init(Trainer *T) {
       if (strcmp(key, "codebook")) {
         kv[nkv++] = key;
         kv[nkv++] = val;
-      } else if (ema_parse(val, &st->ema_decay, &st->ema_eps))
+      } else if (optim_ema_parse(val, &st->ema_decay, &st->ema_eps))
         die(2, "%s: step %s: codebook=%s: expected ema(decay=D,eps=E) with 0 < D < 1 and E > 0", T->s.path,
             st->decl->graph, val);
     }
@@ -496,8 +468,8 @@ static int update(Trainer *T, const StageRun *sr, Step *st) {
     const float *taken = exec_output(st->ex, st->ema_name[0][j]), *sum = exec_output(st->ex, st->ema_name[1][j]);
     if (!taken || !sum) die(1, "graph %s has no output %s or %s", st->graph->name, st->ema_name[0][j], st->ema_name[1][j]);
     const VmxParam *p = st->params[j]->decl;
-    ema_update(st, st->t, st->params[j]->data, st->state[0][j], st->state[1][j], taken, sum, (long)p->shape.d[0],
-               (long)p->shape.d[1]);
+    optim_ema_codebook(st->params[j]->data, st->state[0][j], st->state[1][j], taken, sum, (long)p->shape.d[0],
+                       (long)p->shape.d[1], st->ema_decay, st->ema_eps, st->t);
   }
   return 0;
 }
