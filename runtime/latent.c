@@ -22,7 +22,7 @@ typedef struct {
   uint64_t data_seed; /* the run's: the same synthetic data and binarizations as in training */
   uint64_t seed;      /* the graph's draws: --seed, else the run's */
   int k;              /* the split */
-  long n;             /* examples used: the split's first --examples, or all */
+  long n;             /* examples used: --examples spread over the split, or all */
 } Run;
 
 /* The run (--run or the newest) and its .vmx; nothing else yet. */
@@ -67,7 +67,13 @@ static void latent_load(const Opts *o, Run *r) {
     die(2, "data %s has no %s split (it has: %s; choose one with --split)", s->data[0].decl->name, o->split,
         have[0] ? have : "none");
   }
-  if (o->examples && o->examples < r->n) r->n = o->examples;
+  if (o->examples && o->examples < r->n) { /* spread over the split, labels in step */
+    r->n = o->examples;
+    for (int i = 0; i < s->ndata; i++) {
+      source_labels(&s->data[i], r->k);
+      source_spread(&s->data[i], r->k, r->n);
+    }
+  }
 }
 
 static void latent_close(Run *r) {
@@ -137,7 +143,7 @@ static void table_free(Table *t) {
   memset(t, 0, sizeof *t);
 }
 
-/* Runs the encode graph over the first r->n examples of the split,
+/* Runs the encode graph over the r->n examples kept of the split,
  * `passes` times (fresh draws each time: the step counter goes on), in
  * batches; row p * n + i is example i's encoding in pass p. */
 static void encode_split(Run *r, long batch, long passes, Table *t) {
@@ -404,7 +410,7 @@ static char *pattern_text(const Dataset *ds, long row, const char *name) {
 
 /* Groups by input, when the first data item is a toy set (at most 16
  * values an example, so that a legend can show them) with at most
- * MAX_PATTERNS distinct examples among the first n (4Frames: the four
+ * MAX_PATTERNS distinct examples among the n kept (4Frames: the four
  * images); 0 otherwise. */
 static int group_by_input(const Run *r, Groups *gr) {
   const Dataset *ds = &r->s.data[0].split[r->k];

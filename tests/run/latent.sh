@@ -51,6 +51,11 @@ check "every CSV row has 3 columns, labels 0..3" \
 
 v encode --split train --examples 10 -o ten.csv >/dev/null 2>&1
 check "--examples 10: 10 rows" [ "$(tail -n +2 ten.csv | wc -l)" -eq 10 ]
+# spread over the split with their labels: examples 0, 100, 200, ... (the
+# encodings are draws of an implicit encoder; the labels tell which)
+awk -F, 'NR > 1 && (NR - 2) % 100 == 0 {print $3}' z.csv >every100.txt
+check "--examples 10: every 100th example of the 1000, by their labels" \
+  sh -c 'tail -n +2 ten.csv | cut -d, -f3 | cmp -s - every100.txt'
 
 # ------------------------------------------------------------ encode, NPY
 v encode --split train -o z.npy >npy.log 2>&1
