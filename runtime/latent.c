@@ -683,10 +683,12 @@ static void json_skip(Json *j, int depth) {
 
 /* ------------------------------------------------------------ plot metrics */
 
-/* One quantity per report: a step's loss (by its graph, "train.0"). */
+/* One quantity per report: a step's loss (by its graph, "train.0"), or a
+ * held-out statistic of a latent of codes ("c.perplexity": `held_out`). */
 typedef struct {
   char *graph;
   double *v; /* NaN: not reported (null, or absent from the line) */
+  int held_out;
 } Curve;
 
 typedef struct {
@@ -696,7 +698,8 @@ typedef struct {
   char elbo_split[8];   /* "valid" or "train": "" when never reported */
   Curve *loss;
   int nloss;
-  long at; /* the line being read */
+  long at;            /* the line being read */
+  char latent[64];    /* the latent whose code statistics are being read */
 } Metrics;
 
 static double *grow(double *a, long n, long cap) {
@@ -715,6 +718,7 @@ static Curve *curve(Metrics *m, const char *graph, size_t len) {
   Curve *c = &m->loss[m->nloss++];
   c->graph = xprintf("%.*s", (int)len, graph);
   c->v = grow(NULL, 0, m->cap);
+  c->held_out = 0;
   return c;
 }
 
@@ -723,11 +727,38 @@ static void loss_member(Json *j, const char *key, size_t len, void *ctx) {
   curve(m, key, len)->v[m->at] = json_number_or_null(j);
 }
 
+/* "valid": {"codes": {"c": {"used": 70, "perplexity": 8.6, "nll": 47.6, ...}}}:
+ * a VQ model's codebook usage, perplexity and prior NLL per latent. */
+static void code_stat_member(Json *j, const char *key, size_t len, void *ctx) {
+  Metrics *m = ctx;
+  if (!json_key_is(key, len, "used") && !json_key_is(key, len, "perplexity") && !json_key_is(key, len, "nll")) {
+    json_skip(j, 4);
+    return;
+  }
+  char name[128];
+  int n = snprintf(name, sizeof name, "%s.%.*s", m->latent, (int)len, key);
+  Curve *c = curve(m, name, (size_t)n);
+  c->held_out = 1;
+  c->v[m->at] = json_number_or_null(j);
+}
+
+static void codes_member(Json *j, const char *key, size_t len, void *ctx) {
+  Metrics *m = ctx;
+  snprintf(m->latent, sizeof m->latent, "%.*s", (int)len, key);
+  json_members(j, 3, code_stat_member, m);
+}
+
+static void valid_member(Json *j, const char *key, size_t len, void *ctx) {
+  if (json_key_is(key, len, "codes")) json_members(j, 2, codes_member, ctx);
+  else json_skip(j, 2);
+}
+
 static void line_member(Json *j, const char *key, size_t len, void *ctx) {
   Metrics *m = ctx;
   if (json_key_is(key, len, "epoch")) m->epoch[m->at] = json_number(j);
   else if (json_key_is(key, len, "step")) m->step[m->at] = json_number(j);
   else if (json_key_is(key, len, "loss")) json_members(j, 1, loss_member, m);
+  else if (json_key_is(key, len, "valid")) json_members(j, 1, valid_member, m);
   else if (json_key_is(key, len, "valid_elbo") || json_key_is(key, len, "train_elbo")) {
     m->elbo[m->at] = json_number(j);
     snprintf(m->elbo_split, sizeof m->elbo_split, "%.5s", key);
@@ -839,15 +870,24 @@ static int plot_metrics(const Opts *o) {
   if (!panels) die(2, "%s: no losses or ELBO to plot", path);
   int cols = panels > 3 ? 2 : 1, rows = (panels + cols - 1) / cols, dots = m.n <= 40;
   Plot *p = plot_begin(800, 800);
-  char title[512], elbo_text[64];
+  char title[512], elbo_text[64], held[256];
   snprintf(title, sizeof title, "%s: training curves (%s)", r.s.vmx->model, r.run);
   snprintf(elbo_text, sizeof elbo_text, "ELBO on the %s split", m.elbo_split);
   for (int i = 0; i < panels; i++) {
     /* the x label under the bottom panel of each column: the panels above share it */
-    PlotAxes a = {.xlabel = i + cols >= panels ? xlabel : "", .ylabel = "", .title = ""};
+    PlotAxes a = {.xlabel = i + cols >= panels ? xlabel : "", .ylabel = "", .title = "", .title_scale = cols > 1 ? 0.7 : 0};
     cell(i, cols, rows, &a);
     plot_range(x, m.n, &a.xmin, &a.xmax);
-    if (i < m.nloss) {
+    if (i < m.nloss && m.loss[i].held_out) { /* "c.perplexity": the held-out split's */
+      const char *dot = strrchr(m.loss[i].graph, '.'), *what = dot + 1;
+      snprintf(held, sizeof held, "%.*s: %s, held-out split", (int)(dot - m.loss[i].graph), m.loss[i].graph,
+               !strcmp(what, "used") ? "codes used" : !strcmp(what, "nll") ? "the prior's -log r" : what);
+      a.title = held;
+      a.ylabel = what;
+      y_range(m.loss[i].v, NULL, m.n, &a);
+      plot_axes(p, &a);
+      plot_line(p, x, m.loss[i].v, m.n, i, dots);
+    } else if (i < m.nloss) {
       const VmxStep *st = step_of(r.s.vmx, m.loss[i].graph);
       const Graph *g = session_graph(&r.s, m.loss[i].graph);
       a.title = g && g->about ? g->about : m.loss[i].graph;

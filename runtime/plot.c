@@ -90,7 +90,10 @@ void plot_axes(Plot *p, const PlotAxes *a) {
   plbox("bcnst", 0, 0, "bcnstv", 0, 0);
   char *x = escape(a->xlabel ? a->xlabel : ""), *y = escape(a->ylabel ? a->ylabel : ""),
        *t = escape(a->title ? a->title : "");
-  pllab(x, "", t);
+  pllab(x, "", "");
+  if (a->title_scale > 0) plschr(0, a->title_scale);
+  plmtex("t", 2.0, 0.5, 0.5, t); /* where pllab puts a title */
+  plschr(0, 1.0);
   plmtex("l", 5.6, 0.5, 0.5, y); /* a little further out than pllab's: clear of 5-character tick labels */
   free(x);
   free(y);

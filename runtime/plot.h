@@ -32,6 +32,7 @@ typedef struct {
   double left, right, bottom, top; /* the frame, in fractions of the page */
   double xmin, xmax, ymin, ymax;   /* the data range shown */
   const char *xlabel, *ylabel, *title;
+  double title_scale;              /* the title's size; 0: normal */
 } PlotAxes;
 void plot_axes(Plot *p, const PlotAxes *a);
 

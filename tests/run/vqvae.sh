@@ -70,6 +70,9 @@ bounds() { # every "used" and "perplexity" of a file within [1, K]
 }
 check "metrics: 1 <= used <= K and 1 <= perplexity <= used" bounds $m
 check "the progress line shows usage and perplexity" grep -q 'valid c: [0-9]*/32 codes, perplexity' straight.log
+"$vmrun" plot metrics --run straight -o curves.png >plot.log 2>&1
+check "plot metrics: the two losses and c's codes used, perplexity and prior -log r" \
+  grep -q '^wrote curves.png: 5 panels, 6 reports' plot.log
 
 # ---------------------------------------------------------------- eval
 "$vmrun" eval --run straight --split valid --threads 1 >eval.txt 2>&1
