@@ -268,6 +268,14 @@ void graph_output(Graph *g, const char *name, int node) {
   vec_push(g->arena, &g->outputs, o);
 }
 
+const GNode *graph_output_node(const Graph *g, const char *name) {
+  for (int i = 0; i < g->outputs.len; i++) {
+    const GOutput *o = g->outputs.items[i];
+    if (!strcmp(o->name, name)) return g->nodes.items[o->node];
+  }
+  return NULL;
+}
+
 static void print_shape(FILE *out, Shape s) {
   fputc('[', out);
   for (int i = 0; i < s.rank; i++) fprintf(out, "%s%lld", i ? ", " : "", s.d[i]);

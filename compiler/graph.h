@@ -56,6 +56,8 @@ GNode *graph_begin(Graph *g, Op op, const int *in, int nin, Span at, const char 
 int graph_end(Graph *g, GNode *n);
 
 void graph_output(Graph *g, const char *name, int node);
+/* The node of output `name`; NULL when g has none. */
+const GNode *graph_output_node(const Graph *g, const char *name);
 
 /* Recomputes a node's shape from its inputs; 0 when they do not fit. */
 int graph_infer(const Graph *g, GNode *n);

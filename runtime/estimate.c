@@ -87,14 +87,6 @@ static void bind_rows(Session *s, Exec *ex, int k, long first, long count, long 
   session_bind(s, ex, k, idx, count * reps, data_seed, 0);
 }
 
-static Exec *open_graph(Session *s, const Graph *g, long rows) {
-  Exec *ex = exec_new(g, (int)rows);
-  if (!ex) die(1, "model %s: out of memory preparing graph %s for %ld rows (try a smaller --batch)", s->vmx->model,
-               g->name, rows);
-  session_bind_params(s, ex);
-  return ex;
-}
-
 static const float *output(Session *s, const Exec *ex, const Graph *g, const char *name) {
   const float *v = exec_output(ex, name);
   if (!v) die(2, "%s: graph %s of model %s has no output %s", s->path, g->name, s->vmx->model, name);
@@ -123,7 +115,7 @@ static void run_iw(Session *s, int k, Estimate *E, double *per) {
   long reps = min_long(K, B), per_run = B / reps;
   long runs = (n + per_run - 1) / per_run * ((K + reps - 1) / reps);
   if ((unsigned long)runs >= 0xFFFFFFFFul) die(2, "--iw %ld on %ld examples needs too many runs; use fewer", K, n);
-  Exec *ex = open_graph(s, g, per_run * reps);
+  Exec *ex = session_exec(s, g, per_run * reps);
   Lse *acc = xmalloc(sizeof(Lse) * (size_t)per_run);
   long *idx = xmalloc(sizeof(long) * (size_t)(per_run * reps));
   uint64_t step = 0;
@@ -210,16 +202,14 @@ static void joint_open(Joint *J, Session *s, long rows, const char *why, int nee
     l->off = J->D;
     J->D += l->dim;
     l->grad = xprintf("grad:%s", nd->s);
-    int found = 0;
-    for (int o = 0; o < g->outputs.len; o++) found |= !strcmp(((const GOutput *)g->outputs.items[o])->name, l->grad);
-    if (need_grad && !found)
+    if (need_grad && !graph_output_node(g, l->grad))
       die(2, "%s: model %s: the logjoint graph has no output %s, which %s needs", s->path, s->vmx->model, l->grad,
           why);
   }
   if (!J->D) die(2, "%s: model %s: the logjoint graph has no real-valued latent to integrate over", s->path,
                  s->vmx->model);
   if (!rows) return;
-  J->ex = open_graph(s, g, rows);
+  J->ex = session_exec(s, g, rows);
   for (int i = 0; i < J->nlat; i++) {
     Latent *l = &J->lat[i];
     l->in = xmalloc(sizeof(float) * (size_t)(rows * l->dim));

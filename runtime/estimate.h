@@ -44,7 +44,7 @@ typedef enum { ESTIMATE_IW, ESTIMATE_AIS, ESTIMATE_QUADRATURE } EstimateKind;
 
 typedef struct {
   EstimateKind kind;
-  long examples;    /* the split's first N (already <= the split's size) */
+  long examples;    /* the split's first N (<= its size; eval has spread --examples over it) */
   long batch;       /* rows per graph run; 0: ESTIMATE_BATCH */
   uint64_t seed;    /* the random draws */
   uint64_t data_seed; /* the run's seed: dynamic binarization of the data */

@@ -151,9 +151,7 @@ static void encode_split(Run *r, long batch, long passes, Table *t) {
   if (batch > n) batch = n;
   t->n = n * passes;
   t->z = xmalloc(sizeof(float) * (size_t)t->n * (size_t)t->dim);
-  Exec *ex = exec_new(r->g, (int)batch);
-  if (!ex) die(1, "out of memory preparing graph %s", r->g->name);
-  session_bind_params(&r->s, ex);
+  Exec *ex = session_exec(&r->s, r->g, batch);
   long *idx = xmalloc(sizeof(long) * (size_t)batch);
   uint64_t step = 0;
   for (long p = 0; p < passes; p++)
@@ -474,15 +472,6 @@ static void groups_free(Groups *gr) {
  * the AVB paper's 4Frames picture needs a few hundred per input. */
 #define IMPLICIT_POINTS 1000
 
-/* Both axes over the same span, so that distances read the same way across and up. */
-static void square_ranges(const double *x, const double *y, long n, PlotAxes *a) {
-  plot_range(x, n, &a->xmin, &a->xmax);
-  plot_range(y, n, &a->ymin, &a->ymax);
-  double span = fmax(a->xmax - a->xmin, a->ymax - a->ymin), cx = (a->xmin + a->xmax) / 2, cy = (a->ymin + a->ymax) / 2;
-  a->xmin = cx - span / 2, a->xmax = cx + span / 2;
-  a->ymin = cy - span / 2, a->ymax = cy + span / 2;
-}
-
 static int plot_latent(const Opts *o) {
   Run r;
   latent_load(o, &r);
@@ -527,7 +516,7 @@ static int plot_latent(const Opts *o) {
   int legend = gr.ngroups > 0;
   PlotAxes a = {.left = legend ? 0.14 : 0.15, .right = legend ? 0.72 : 0.90, .bottom = legend ? 0.21 : 0.12,
                 .top = legend ? 0.79 : 0.87, .xlabel = xl, .ylabel = yl, .title = ""};
-  square_ranges(x, y, t.n, &a);
+  plot_range_square(x, y, t.n, &a); /* distances read the same way across and up */
   plot_axes(p, &a);
   plot_title(p, a.top + 0.075, 1.1, title);
   plot_title(p, a.top + 0.035, 0.9, sub);

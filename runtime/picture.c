@@ -96,11 +96,8 @@ static const GNode *picture_node(const Graph *g, int id) {
 
 /* The per-example size of output `name`, -1 when g has none. */
 static long picture_output_dim(const Graph *g, const char *name) {
-  for (int i = 0; i < g->outputs.len; i++) {
-    const GOutput *o = g->outputs.items[i];
-    if (!strcmp(o->name, name)) return (long)shape_size(picture_node(g, o->node)->shape);
-  }
-  return -1;
+  const GNode *n = graph_output_node(g, name);
+  return n ? (long)shape_size(n->shape) : -1;
 }
 
 /* g's input nodes, one per name, in node order; how many. */
@@ -230,11 +227,7 @@ static long *picture_pick(const Picture *p, int k, long count) {
 /* ------------------------------------------------------------ running */
 
 static Exec *picture_exec(Picture *p, const Graph *g, long count) {
-  long batch = p->batch < count ? p->batch : count;
-  Exec *ex = exec_new(g, (int)batch);
-  if (!ex) die(1, "out of memory preparing graph %s", g->name);
-  session_bind_params(&p->s, ex);
-  return ex;
+  return session_exec(&p->s, g, p->batch < count ? p->batch : count);
 }
 
 /* Runs g (prepared in ex) on count examples, batch after batch: each

@@ -123,6 +123,14 @@ void session_bind_params(Session *s, Exec *ex) {
   for (int i = 0; i < s->nparams; i++) exec_bind_param(ex, s->params[i].decl->name, s->params[i].data);
 }
 
+Exec *session_exec(Session *s, const Graph *g, long rows) {
+  Exec *ex = exec_new(g, (int)rows);
+  if (!ex) die(1, "model %s: out of memory preparing graph %s for %ld rows (try a smaller --batch)", s->vmx->model,
+               g->name, rows);
+  session_bind_params(s, ex);
+  return ex;
+}
+
 void session_bind(Session *s, Exec *ex, int k, const long *idx, long count, uint64_t seed, uint64_t epoch) {
   if (count > s->batch_cap) {
     for (int i = 0; i < s->ndata; i++) {

@@ -51,6 +51,10 @@ void session_read_params(Session *s, const Ckpt *c);
 
 void session_bind_params(Session *s, Exec *ex);
 
+/* Graph g prepared for up to `rows` rows a run, the parameters bound;
+ * exits when the memory cannot be had. */
+Exec *session_exec(Session *s, const Graph *g, long rows);
+
 /* Gathers examples idx[0..count) of split k into the batch buffers and
  * binds them as ex's inputs (epoch: see source_gather). */
 void session_bind(Session *s, Exec *ex, int k, const long *idx, long count, uint64_t seed, uint64_t epoch);

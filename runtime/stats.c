@@ -60,9 +60,7 @@ int stats_elbo(Session *s, const Graph *g, int k, long batch, uint64_t seed, Elb
   find_latents(g, st);
   double **mean = xmalloc(sizeof(double *) * (size_t)(st->nlatents + 1));
   for (int i = 0; i < st->nlatents; i++) mean[i] = xmalloc(sizeof(double) * (size_t)st->latents[i].dims);
-  Exec *ex = exec_new(g, (int)batch);
-  if (!ex) die(1, "out of memory preparing graph %s", g->name);
-  session_bind_params(s, ex);
+  Exec *ex = session_exec(s, g, batch);
   long *idx = xmalloc(sizeof(long) * (size_t)batch);
   double sum[3] = {0, 0, 0};
   const char *terms[3] = {"elbo", "rec", "kl"};
@@ -156,14 +154,6 @@ void stats_print(FILE *f, const ElboStats *st) {
 
 static const GNode *stats_node(const Graph *g, int id) { return g->nodes.items[id]; }
 
-static const GNode *stats_output(const Graph *g, const char *name) {
-  for (int i = 0; i < g->outputs.len; i++) {
-    const GOutput *o = g->outputs.items[i];
-    if (!strcmp(o->name, name)) return stats_node(g, o->node);
-  }
-  return NULL;
-}
-
 /* The code latent's autoregressive prior: a graph prior.R whose one input
  * is the latent and whose output C.mean holds K probabilities per code. */
 static const Graph *stats_prior_graph(const Session *s, const char *latent, int classes, long positions) {
@@ -172,7 +162,7 @@ static const Graph *stats_prior_graph(const Session *s, const char *latent, int 
   for (int i = 0; i < s->vmx->graphs.len; i++) {
     const Graph *g = s->vmx->graphs.items[i];
     if (strncmp(g->name, "prior.", 6)) continue;
-    const GNode *m = stats_output(g, mean);
+    const GNode *m = graph_output_node(g, mean);
     if (!m || (long)shape_size(m->shape) != classes * positions) continue;
     int ok = 1, inputs = 0;
     for (int j = 0; j < g->nodes.len && ok; j++) {
@@ -239,17 +229,10 @@ static int find_reconstructed(const Session *s, const Graph *rec) {
   for (int i = 0; rec && i < s->ndata; i++) {
     char mean[256];
     snprintf(mean, sizeof mean, "%s.mean", s->data[i].decl->name);
-    const GNode *m = stats_output(rec, mean);
+    const GNode *m = graph_output_node(rec, mean);
     if (m && (long)shape_size(m->shape) == (long)shape_size(s->data[i].decl->shape)) return i;
   }
   return -1;
-}
-
-static Exec *stats_exec(Session *s, const Graph *g, long batch) {
-  Exec *ex = exec_new(g, (int)batch);
-  if (!ex) die(1, "out of memory preparing graph %s", g->name);
-  session_bind_params(s, ex);
-  return ex;
 }
 
 int stats_codes(Session *s, int k, long batch, uint64_t seed, int flags, CodeStats *st, ExecError *err) {
@@ -262,9 +245,9 @@ int stats_codes(Session *s, int k, long batch, uint64_t seed, int flags, CodeSta
   const Graph **priors = find_codes(s, enc, flags, st);
   int item = find_reconstructed(s, rec);
   if (item >= 0) st->data = xstrdup(s->data[item].decl->name);
-  Exec *ex = stats_exec(s, enc, batch), *rx = item >= 0 ? stats_exec(s, rec, batch) : NULL;
+  Exec *ex = session_exec(s, enc, batch), *rx = item >= 0 ? session_exec(s, rec, batch) : NULL;
   Exec **px = xmalloc(sizeof(Exec *) * (size_t)(st->ncodes + 1));
-  for (int i = 0; i < st->ncodes; i++) px[i] = priors[i] ? stats_exec(s, priors[i], batch) : NULL;
+  for (int i = 0; i < st->ncodes; i++) px[i] = priors[i] ? session_exec(s, priors[i], batch) : NULL;
   long *idx = xmalloc(sizeof(long) * (size_t)batch);
   double *nll = xmalloc(sizeof(double) * (size_t)(st->ncodes + 1)), sq = 0;
   for (int i = 0; i < st->ncodes; i++) nll[i] = 0;

@@ -96,12 +96,6 @@ typedef struct {
 
 /* ------------------------------------------------------------ steps */
 
-static int graph_has_output(const Graph *g, const char *name) {
-  for (int i = 0; i < g->outputs.len; i++)
-    if (!strcmp(((const GOutput *)g->outputs.items[i])->name, name)) return 1;
-  return 0;
-}
-
 static void steps_init(Trainer *T) {
   const Vmx *x = T->s.vmx;
   char err[1024];
@@ -150,10 +144,10 @@ static void steps_init(Trainer *T) {
       st->grad_name[j] = xprintf("grad:%s", name);
       st->ema_name[0][j] = xprintf("ema.count:%s", name);
       st->ema_name[1][j] = xprintf("ema.sum:%s", name);
-      st->ema[j] = graph_has_output(st->graph, st->ema_name[0][j]);
+      st->ema[j] = graph_output_node(st->graph, st->ema_name[0][j]) != NULL;
       nema += st->ema[j];
       if (st->ema[j] && (!st->ema_decay || st->params[j]->decl->shape.rank != 2 ||
-                         !graph_has_output(st->graph, st->ema_name[1][j])))
+                         !graph_output_node(st->graph, st->ema_name[1][j])))
         die(2, "%s: step %s: %s needs codebook=ema(...), a codebook [K, D] and %s", T->s.path, st->decl->graph,
             st->ema_name[0][j], st->ema_name[1][j]);
       const char *const which[2][2] = {{"m", "v"}, {"ema_count", "ema_sum"}};
